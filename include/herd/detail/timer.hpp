@@ -1,0 +1,30 @@
+// A one-shot steady timer whose Asio machinery stays in src/ (keeps public headers light).
+#pragma once
+
+#include <herd/config.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+
+#include <chrono>
+#include <memory>
+
+namespace herd::detail {
+
+class timer {
+ public:
+  explicit timer(const asio::any_io_executor& ex);
+  timer(timer&&) noexcept;
+  timer& operator=(timer&&) noexcept;
+  ~timer();
+
+  /// Completes with success after `duration`, or operation_aborted after cancel().
+  void async_wait(std::chrono::steady_clock::duration duration,
+                  asio::any_completion_handler<void(error_code)> handler);
+  void cancel() noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace herd::detail

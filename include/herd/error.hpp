@@ -1,0 +1,44 @@
+/// @file herd/error.hpp
+/// herd's error codes: `herd::errc`, the "herd" error category and `make_error_code`.
+#pragma once
+
+#include <herd/config.hpp>
+
+#include <boost/system/system_error.hpp>
+
+#include <type_traits>
+
+namespace herd {
+
+/// Errors herd reports. Each value has a message in the "herd" category; operations add the
+/// pid and the program or function name where they can (see exit_status::describe()).
+enum class errc : int {
+  program_not_found = 1,   ///< the program is not in PATH, or the path does not name an executable file
+  bad_working_directory,   ///< the working directory given to a command does not exist or cannot be entered
+  bad_stdio,               ///< a file or descriptor given for stdin, stdout or stderr cannot be used
+  spawn_failed,            ///< the operating system refused to start the process (exit_status::spawn_errno says why)
+  child_exited,            ///< a child exited with a non-zero code where success was required
+  child_killed,            ///< a child was killed by a signal where success was required
+  child_exception,         ///< a function child threw an exception
+  worker_died,             ///< a pool worker died with the task in flight
+  poison_task,             ///< a task killed workers repeatedly and was quarantined
+  timed_out,               ///< the operation did not finish in time
+  closed,                  ///< the channel or stream was closed
+  would_block,             ///< a non-blocking call found nothing to do
+  message_too_large,       ///< a message exceeds the channel's limit
+  bad_message,             ///< a message could not be decoded
+  owner_died,              ///< the holder of a lock died; the caller now owns it
+  not_owner,               ///< released by a process or thread that does not own it
+  not_running,             ///< the process is not running (never started, or already reaped)
+  invalid_argument,        ///< an argument is not valid (the message of the exception says which)
+};
+
+/// The "herd" error category.
+const boost::system::error_category& error_category() noexcept;
+
+inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+}  // namespace herd
+
+template <>
+struct boost::system::is_error_code_enum<herd::errc> : std::true_type {};

@@ -1,0 +1,13 @@
+/// @file herd/herd.hpp
+/// Everything herd offers, in one include.
+#pragma once
+
+#include <herd/child.hpp>
+#include <herd/command.hpp>
+#include <herd/config.hpp>
+#include <herd/error.hpp>
+#include <herd/exit_status.hpp>
+#include <herd/pipe_stream.hpp>
+#include <herd/run.hpp>
+#include <herd/stop_policy.hpp>
+#include <herd/with_timeout.hpp>

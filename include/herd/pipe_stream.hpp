@@ -1,0 +1,147 @@
+/// @file herd/pipe_stream.hpp
+/// The parent's ends of a child's stdio pipes: `pipe_reader` (the child's stdout or stderr)
+/// and `pipe_writer` (the child's stdin). Both are Asio streams, so `asio::async_read`,
+/// `asio::async_write` and friends work on them too.
+#pragma once
+
+#include <herd/config.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/buffer.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace herd {
+
+/// Reads what a child writes to one of its output pipes.
+///
+/// @par Thread safety
+///   Distinct objects: safe. Shared objects: unsafe.
+class pipe_reader {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// Takes ownership of `fd`, the read end of a pipe.
+  pipe_reader(const executor_type& ex, int fd);
+  pipe_reader(pipe_reader&&) noexcept;
+  pipe_reader& operator=(pipe_reader&&) noexcept;
+  ~pipe_reader();
+
+  executor_type get_executor() const noexcept;
+  bool is_open() const noexcept;
+  int native_handle() const noexcept;
+  /// Closes the pipe; pending reads complete with operation_aborted.
+  void close() noexcept;
+  /// Cancels pending reads (operation_aborted); buffered data is kept.
+  void cancel() noexcept;
+
+  /// Reads some bytes (data buffered by async_read_line comes first).
+  /// @par Completion signature `void(error_code, std::size_t)`; `asio::error::eof` at the end.
+  /// @par Cancellation terminal, partial, total: nothing is read.
+  template <typename MutableBufferSequence,
+            asio::completion_token_for<void(error_code, std::size_t)> Token = default_token>
+  auto async_read_some(const MutableBufferSequence& buffers, Token&& token = {}) {
+    asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it)
+      if (it->size() != 0) {
+        first = *it;
+        break;
+      }
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, asio::mutable_buffer buffer) { read_some_impl(buffer, std::move(handler)); },
+        token, first);
+  }
+
+  /// Reads one line and returns it without its '\n'. At the end of the stream, a last line
+  /// without '\n' is returned first; after that, the operation fails with `asio::error::eof`.
+  /// @par Completion signature `void(error_code, std::string)`.
+  /// @par Cancellation terminal, partial, total: a partly read line stays buffered.
+  template <asio::completion_token_for<void(error_code, std::string)> Token = default_token>
+  auto async_read_line(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, std::string)>(
+        [this](auto handler) { read_line_impl(std::move(handler)); }, token);
+  }
+
+  /// Reads everything up to the end of the stream.
+  /// @par Completion signature `void(error_code, std::string)`: success at EOF; on an error
+  ///   (or cancellation) the string holds what was read before it, so nothing is lost.
+  /// @par Cancellation terminal, partial, total: completes with operation_aborted and the data so far.
+  template <asio::completion_token_for<void(error_code, std::string)> Token = default_token>
+  auto async_read_all(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, std::string)>(
+        [this](auto handler) { read_all_impl(std::move(handler)); }, token);
+  }
+
+ private:
+  void read_some_impl(asio::mutable_buffer buffer, asio::any_completion_handler<void(error_code, std::size_t)> handler);
+  void read_line_impl(asio::any_completion_handler<void(error_code, std::string)> handler);
+  void read_all_impl(asio::any_completion_handler<void(error_code, std::string)> handler);
+
+ public:
+  struct impl;  // defined in src/, named by its operations there
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+/// Writes to a child's stdin pipe. A write after the child closed its end fails with
+/// `asio::error::broken_pipe`; the parent never receives SIGPIPE.
+///
+/// @par Thread safety
+///   Distinct objects: safe. Shared objects: unsafe.
+class pipe_writer {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// Takes ownership of `fd`, the write end of a pipe.
+  pipe_writer(const executor_type& ex, int fd);
+  pipe_writer(pipe_writer&&) noexcept;
+  pipe_writer& operator=(pipe_writer&&) noexcept;
+  ~pipe_writer();
+
+  executor_type get_executor() const noexcept;
+  bool is_open() const noexcept;
+  int native_handle() const noexcept;
+  /// Closes the pipe: the child reads EOF. Pending writes complete with operation_aborted.
+  void close() noexcept;
+  void cancel() noexcept;
+
+  /// Writes some of `buffers`.
+  /// @par Completion signature `void(error_code, std::size_t)`.
+  /// @par Cancellation terminal, partial, total: nothing is written.
+  template <typename ConstBufferSequence,
+            asio::completion_token_for<void(error_code, std::size_t)> Token = default_token>
+  auto async_write_some(const ConstBufferSequence& buffers, Token&& token = {}) {
+    asio::const_buffer first = *asio::buffer_sequence_begin(buffers);
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it)
+      if (it->size() != 0) {
+        first = *it;
+        break;
+      }
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, asio::const_buffer buffer) { write_some_impl(buffer, std::move(handler)); },
+        token, first);
+  }
+
+  /// Writes all of `data` (the writer keeps its own copy while it works).
+  /// @par Completion signature `void(error_code, std::size_t)`: the bytes written.
+  /// @par Cancellation terminal, partial, total: the write stops; the completion reports the
+  ///   bytes written so far.
+  template <asio::completion_token_for<void(error_code, std::size_t)> Token = default_token>
+  auto async_write(std::string data, Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, std::string bytes) { write_all_impl(std::move(bytes), std::move(handler)); },
+        token, std::move(data));
+  }
+
+ private:
+  void write_some_impl(asio::const_buffer buffer, asio::any_completion_handler<void(error_code, std::size_t)> handler);
+  void write_all_impl(std::string data, asio::any_completion_handler<void(error_code, std::size_t)> handler);
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace herd

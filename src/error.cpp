@@ -1,0 +1,44 @@
+#include <herd/error.hpp>
+
+#include <string>
+
+namespace herd {
+namespace {
+
+class herd_category final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "herd"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::program_not_found: return "program not found";
+      case errc::bad_working_directory: return "working directory cannot be entered";
+      case errc::bad_stdio: return "standard stream cannot be set up";
+      case errc::spawn_failed: return "process could not be started";
+      case errc::child_exited: return "child exited with a non-zero code";
+      case errc::child_killed: return "child was killed by a signal";
+      case errc::child_exception: return "child raised an exception";
+      case errc::worker_died: return "worker process died with the task in flight";
+      case errc::poison_task: return "task quarantined after killing workers repeatedly";
+      case errc::timed_out: return "timed out";
+      case errc::closed: return "closed";
+      case errc::would_block: return "operation would block";
+      case errc::message_too_large: return "message too large";
+      case errc::bad_message: return "message cannot be decoded";
+      case errc::owner_died: return "previous owner died while holding it";
+      case errc::not_owner: return "caller does not own it";
+      case errc::not_running: return "process is not running";
+      case errc::invalid_argument: return "invalid argument";
+    }
+    return "unknown herd error " + std::to_string(value);
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& error_category() noexcept {
+  static const herd_category category;
+  return category;
+}
+
+}  // namespace herd

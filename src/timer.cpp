@@ -1,0 +1,27 @@
+#include <herd/detail/timer.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+namespace herd::detail {
+
+struct timer::impl {
+  explicit impl(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+};
+
+timer::timer(const asio::any_io_executor& ex) : impl_(std::make_unique<impl>(ex)) {}
+timer::timer(timer&&) noexcept = default;
+timer& timer::operator=(timer&&) noexcept = default;
+timer::~timer() = default;
+
+void timer::async_wait(std::chrono::steady_clock::duration duration,
+                       asio::any_completion_handler<void(error_code)> handler) {
+  impl_->timer.expires_after(duration);
+  impl_->timer.async_wait(std::move(handler));
+}
+
+void timer::cancel() noexcept {
+  if (impl_) impl_->timer.cancel();
+}
+
+}  // namespace herd::detail

@@ -1,0 +1,85 @@
+// Counts what a test must give back: file descriptors and child processes (zombies included).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+namespace herd_test {
+
+inline int count_open_fds() {
+  int count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++count;
+  return count - 1;  // the directory iterator's own descriptor
+}
+
+struct proc_stat {
+  int pid = 0;
+  char state = '?';
+  int ppid = 0;
+};
+
+/// Reads /proc/<pid>/stat; state '?' if the process does not exist.
+inline proc_stat read_stat(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  proc_stat s;
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return s;
+  std::istringstream rest(text.substr(close + 2));
+  s.pid = pid;
+  rest >> s.state >> s.ppid;
+  return s;
+}
+
+/// The pids whose parent is this process (running or zombie).
+inline std::vector<int> child_pids() {
+  std::vector<int> pids;
+  const int self = ::getpid();
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const proc_stat s = read_stat(std::stoi(name));
+    if (s.ppid == self) pids.push_back(s.pid);
+  }
+  return pids;
+}
+
+/// True once `pid` no longer runs (gone, or a zombie waiting for its new parent).
+inline bool wait_until_gone(int pid, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const char state = read_stat(pid).state;
+    if (state == '?' || state == 'Z' || state == 'X') return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+/// Checks at the end of its scope that no descriptor and no child process was left behind.
+class leak_check {
+ public:
+  leak_check() : fds_(count_open_fds()) {}
+  leak_check(const leak_check&) = delete;
+  leak_check& operator=(const leak_check&) = delete;
+  ~leak_check() {
+    CHECK_MESSAGE(count_open_fds() == fds_, "file descriptors leaked");
+    const auto children = child_pids();
+    std::string described;
+    for (int pid : children) described += " " + std::to_string(pid) + "(" + read_stat(pid).state + ")";
+    CHECK_MESSAGE(children.empty(), "child processes left behind:", described);
+  }
+
+ private:
+  int fds_;
+};
+
+}  // namespace herd_test
