@@ -10,6 +10,17 @@
 
 namespace asio = boost::asio;
 
+void describe() {
+  // [snippet:command]
+  auto grep = herd::command("grep", "-c", "error")        // program, then its arguments
+                  .std_in(herd::stdio::file("app.log"))  // stdin from a file
+                  .env("LC_ALL", "C")                      // add or override a variable
+                  .env_remove("LANG")                      // or remove one
+                  .current_dir("/var/log");                // run there
+  // [/snippet]
+  std::cout << "a command is a value: " << grep.to_string() << "\n";
+}
+
 asio::awaitable<void> stream(asio::any_io_executor ex) {
   // [snippet:read-lines]
   // Lines arrive while the program still runs (Python: asyncio's proc.stdout.readline()).
@@ -43,6 +54,7 @@ asio::awaitable<void> stream(asio::any_io_executor ex) {
 }
 
 int main() {
+  describe();
   asio::io_context io;
   asio::co_spawn(io, stream(io.get_executor()), [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
