@@ -8,6 +8,9 @@
 #include "detail/unique_fd.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 
 #include <array>
 #include <cerrno>
@@ -187,7 +190,19 @@ start_result child_impl::start(const asio::any_io_executor& ex, const command& c
     return failure(errc::spawn_failed, launched.error, "cannot start " + quoted(name) + ": " + step + ": " + reason);
   }
 
-  auto impl = std::make_shared<child_impl>(ex, name, launched.pid, launched.pidfd, cmd);
+  unique_fd pidfd(launched.pidfd);
+  std::shared_ptr<child_impl> impl;
+  try {
+    impl = std::make_shared<child_impl>(ex, name, launched.pid, pidfd, cmd);
+  } catch (...) {
+    // Nobody owns the process yet: stop and reap it before reporting the failure.
+    ::kill(-launched.pid, SIGKILL);
+    siginfo_t info{};
+    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | __WALL) < 0 &&
+           errno == EINTR) {
+    }
+    throw;
+  }
   if (plan.parent_ends[0]) impl->in.emplace(ex, plan.parent_ends[0].release());
   if (plan.parent_ends[1]) impl->out.emplace(ex, plan.parent_ends[1].release());
   if (plan.parent_ends[2]) impl->err.emplace(ex, plan.parent_ends[2].release());
@@ -202,15 +217,20 @@ start_result child_impl::start(const asio::any_io_executor& ex, const command& c
   return result;
 }
 
-child_impl::child_impl(const asio::any_io_executor& ex, std::string child_name, int child_pid, int child_pidfd,
+child_impl::child_impl(const asio::any_io_executor& ex, std::string child_name, int child_pid, unique_fd& child_pidfd,
                        const command& cmd)
     : executor(ex),
       name(std::move(child_name)),
       pid(child_pid),
-      pidfd(ex, child_pidfd),
+      pidfd(ex),
       policy(cmd.stop()),
       keep_descendants(cmd.keep_descendants()),
-      grace_timer_(ex) {}
+      grace_timer_(ex),
+      retry_timer_(ex) {
+  // Last, so that the caller still owns the pidfd (and reaps the child) if anything throws.
+  pidfd.assign(child_pidfd.get());
+  child_pidfd.release();
+}
 
 child_impl::~child_impl() {
   if (status || !pidfd.is_open()) return;
@@ -219,7 +239,8 @@ child_impl::~child_impl() {
   const int fd = pidfd.native_handle();
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   siginfo_t info{};
-  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED) < 0 && errno == EINTR) {
+  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | __WALL) < 0 &&
+         errno == EINTR) {
   }
 }
 
@@ -227,8 +248,9 @@ std::string child_impl::describe() const { return quoted(name) + " (pid " + std:
 
 void child_impl::signal_group(int signo) noexcept {
   if (status || !pidfd.is_open()) return;
-  // The leader by pidfd (it may have left its group); the group for what it started.
-  send_signal_by_pidfd(pidfd.native_handle(), signo);
+  // Each process once: the group while the leader still leads it (its pid cannot be reused
+  // before herd reaps it); a leader that left its group (setsid) by pidfd, and the group too.
+  if (::getpgid(pid) != pid) send_signal_by_pidfd(pidfd.native_handle(), signo);
   ::kill(-pid, signo);
 }
 
@@ -238,40 +260,54 @@ bool child_impl::try_reap() {
   const int fd = pidfd.native_handle();
   // Look first, reap second: while the leader is an unreaped zombie its pid (and so its
   // process group id) cannot be reused, so killing the group's leftovers is safe.
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    // ECHILD: someone else reaped it (a waitpid(-1) elsewhere in the process); its status is lost.
-    status = exit_status::exited(255, stopping_ ? stop_reason_ : exit_reason::normal);
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) !=
+      0) {
+    // Someone else reaped it: SIGCHLD set to SIG_IGN (the kernel auto-reaps), or a waitpid(-1)
+    // elsewhere. Its group may be gone and its pid reused, so no group kill now. Linux 6.15+
+    // still tells the exit status to pidfd holders; older kernels lose it.
+    int wait_status = 0;
+    const exit_reason reason = stopping_ ? stop_reason_ : exit_reason::normal;
+    if (!exit_status_from_pidfd(fd, wait_status))
+      status = exit_status::exited(255, reason);
+    else if (WIFSIGNALED(wait_status))
+      status = exit_status::signaled(WTERMSIG(wait_status), WCOREDUMP(wait_status), reason);
+    else
+      status = exit_status::exited(WEXITSTATUS(wait_status), reason);
   } else if (info.si_pid == 0) {
     return false;
   } else {
     if (!keep_descendants) ::kill(-pid, SIGKILL);
     siginfo_t reaped{};
-    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &reaped, WEXITED | WNOHANG);
+    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &reaped, WEXITED | WNOHANG | __WALL);
     status = exit_status::from_siginfo(info.si_code, info.si_status, stopping_ ? stop_reason_ : exit_reason::normal);
   }
   grace_timer_.cancel();
+  retry_timer_.cancel();
   error_code ignored;
   pidfd.close(ignored);
   return true;
 }
 
 void child_impl::wait(wait_handler handler) {
-  if (status || try_reap()) {
-    return post_completion(executor, std::move(handler), error_code(), *status);
-  }
+  if (status || try_reap()) return post_completion(executor, std::move(handler), error_code(), *status);
   auto slot = asio::get_associated_cancellation_slot(handler);
   const std::uint64_t id = next_waiter_id_++;
-  waiters_.emplace_back(id, std::move(handler));
+  // Keep the handler's own executor busy until it is called (it may belong to another context).
+  auto work = asio::prefer(asio::get_associated_executor(handler, executor), asio::execution::outstanding_work.tracked);
+  waiters_.push_back(waiter{id, std::move(handler), std::move(work)});
   if (slot.is_connected()) {
-    // Cancelling a wait only stops waiting: the child is untouched.
-    slot.assign([weak = weak_from_this(), id](asio::cancellation_type) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto it = std::find_if(self->waiters_.begin(), self->waiters_.end(), [id](auto& w) { return w.first == id; });
-      if (it == self->waiters_.end()) return;
-      wait_handler cancelled = std::move(it->second);
-      self->waiters_.erase(it);
-      post_completion(self->executor, std::move(cancelled), error_code(asio::error::operation_aborted), exit_status());
+    // Cancelling a wait only stops waiting: the child is untouched. The slot may be emitted
+    // from another thread: touch the waiters on the child's executor only.
+    slot.assign([weak = weak_from_this(), id, ex = executor](asio::cancellation_type) {
+      asio::dispatch(ex, [weak, id] {
+        auto self = weak.lock();
+        if (!self) return;
+        auto it = std::find_if(self->waiters_.begin(), self->waiters_.end(), [id](auto& w) { return w.id == id; });
+        if (it == self->waiters_.end()) return;
+        wait_handler cancelled = std::move(it->handler);
+        self->waiters_.erase(it);
+        post_completion(self->executor, std::move(cancelled), error_code(asio::error::operation_aborted), exit_status());
+      });
     });
   }
   watch();
@@ -280,23 +316,22 @@ void child_impl::wait(wait_handler handler) {
 void child_impl::watch() {
   if (watching_ || status) return;
   watching_ = true;
-  pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code ec) {
+  pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code) {
     self->watching_ = false;
-    if (self->try_reap())
-      self->complete_waiters();
-    else if (!ec || ec == asio::error::operation_aborted)
-      self->watch();
+    if (self->try_reap()) return self->complete_waiters();
+    // Readable but not reapable yet (a tracer holds the zombie), or the wait failed: look
+    // again shortly rather than spin or give up.
+    self->retry_timer_.async_wait(std::chrono::milliseconds(10), [self](error_code ec) {
+      if (!ec) self->watch();
+    });
   });
 }
 
 void child_impl::complete_waiters() {
   auto waiting = std::move(waiters_);
   waiters_.clear();
-  for (auto& [id, handler] : waiting) {
-    auto slot = asio::get_associated_cancellation_slot(handler);
-    if (slot.is_connected()) slot.clear();
-    post_completion(executor, std::move(handler), error_code(), *status);
-  }
+  // Their cancellation handlers stay in their slots until reassigned; they find no waiter.
+  for (auto& w : waiting) post_completion(executor, std::move(w.handler), error_code(), *status);
 }
 
 void child_impl::begin_stop(exit_reason reason) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <optional>
+#include <unistd.h>
 
 namespace herd {
 namespace {
@@ -23,6 +24,28 @@ constexpr int fast_pipe_size = 1 << 20;
 
 error_code errno_code(int value) { return {value, boost::system::system_category()}; }
 
+// Every composed operation here honours all three cancellation types, including a cancellation
+// that arrives while its next step is queued (Asio records it in the state; nobody else looks).
+template <typename Self>
+void accept_all_cancellation(Self& op) {
+  op.reset_cancellation_state(asio::enable_total_cancellation());
+}
+
+template <typename Self>
+bool cancellation_requested(Self& op) {
+  return op.get_cancellation_state().cancelled() != asio::cancellation_type::none;
+}
+
+template <typename Impl>
+std::shared_ptr<Impl> make_impl(const asio::any_io_executor& ex, int fd) {
+  try {
+    return std::make_shared<Impl>(ex, fd);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +56,11 @@ struct pipe_reader::impl {
 
   asio::posix::stream_descriptor stream;
   int pipe_size;  // -1 if not a pipe, 0 once grown (or refused)
+  // Bytes read but not yet handed out live in data[begin, end).
+  std::string data;
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  bool at_eof = false;
 
   void note_read(std::size_t n) {
     if (pipe_size > 0 && n >= static_cast<std::size_t>(pipe_size)) {
@@ -40,25 +68,17 @@ struct pipe_reader::impl {
       pipe_size = 0;
     }
   }
-  // Bytes read but not yet handed out live in data[begin, end).
-  std::string data;
-  std::size_t begin = 0;
-  std::size_t end = 0;
-  bool at_eof = false;
 
   std::size_t buffered() const noexcept { return end - begin; }
 
-  bool has_line() const noexcept {
-    return std::memchr(data.data() + begin, '\n', end - begin) != nullptr;
-  }
+  bool has_line() const noexcept { return std::memchr(data.data() + begin, '\n', end - begin) != nullptr; }
 
   std::optional<std::string> take_line() {
-    auto first = data.begin() + static_cast<std::ptrdiff_t>(begin);
-    auto last = data.begin() + static_cast<std::ptrdiff_t>(end);
-    auto newline = std::find(first, last, '\n');
-    if (newline == last) return std::nullopt;
+    const char* first = data.data() + begin;
+    const char* newline = static_cast<const char*>(std::memchr(first, '\n', end - begin));
+    if (newline == nullptr) return std::nullopt;
     std::string line(first, newline);
-    begin = static_cast<std::size_t>(newline - data.begin()) + 1;
+    begin += line.size() + 1;
     compact();
     return line;
   }
@@ -74,6 +94,14 @@ struct pipe_reader::impl {
     data.clear();
     begin = end = 0;
     return all;
+  }
+
+  std::size_t take_into(asio::mutable_buffer buffer) {
+    const std::size_t n = std::min(buffer.size(), buffered());
+    std::memcpy(buffer.data(), data.data() + begin, n);
+    begin += n;
+    compact();
+    return n;
   }
 
   // Room for at least `wanted` more bytes after `end`, doubling so long streams cost O(n).
@@ -96,15 +124,41 @@ struct pipe_reader::impl {
 
 namespace {
 
+using reader_state = std::shared_ptr<pipe_reader::impl>;
+
+// A plain read (buffered bytes first) that also notes whether the pipe was full.
+struct read_some_op {
+  reader_state self;
+  asio::mutable_buffer buffer;
+  bool started = false;
+
+  template <typename Self>
+  void operator()(Self& op, error_code ec = {}, std::size_t transferred = 0) {
+    if (!started) {
+      started = true;
+      accept_all_cancellation(op);
+      if (self->buffered() > 0 || buffer.size() == 0 || !self->stream.is_open()) {
+        ec = !self->stream.is_open() && self->buffered() == 0 ? error_code(asio::error::bad_descriptor) : error_code();
+        transferred = self->take_into(buffer);
+        return asio::post(self->stream.get_executor(), asio::append(std::move(op), ec, transferred));
+      }
+      return self->stream.async_read_some(buffer, std::move(op));
+    }
+    self->note_read(transferred);
+    op.complete(ec, transferred);
+  }
+};
+
 // Reads until a whole line is buffered, then hands it out.
 struct read_line_op {
-  pipe_reader::impl* self;
+  reader_state self;
   enum { starting, reading, ready } state = starting;
 
   template <typename Self>
   void operator()(Self& op, error_code ec = {}, std::size_t transferred = 0) {
     switch (state) {
       case starting:
+        accept_all_cancellation(op);
         state = reading;
         if (!self->stream.is_open() || self->at_eof || self->has_line()) {
           state = ready;
@@ -124,6 +178,8 @@ struct read_line_op {
         return finish(op);
     }
     if (auto line = self->take_line()) return op.complete(error_code(), std::move(*line));
+    // The partial line stays buffered for the next read.
+    if (cancellation_requested(op)) return op.complete(asio::error::operation_aborted, std::string());
     self->stream.async_read_some(self->prepare(read_chunk), std::move(op));
   }
 
@@ -135,9 +191,10 @@ struct read_line_op {
   }
 };
 
-// Reads to the end of the stream; what a line read had buffered comes first.
+// Reads to the end of the stream; what a line read had buffered comes first. On an error or a
+// cancellation the data read so far is delivered with it.
 struct read_all_op {
-  pipe_reader::impl* self;
+  reader_state self;
   detail::capture_buffer captured;
   bool started = false;
 
@@ -145,6 +202,7 @@ struct read_all_op {
   void operator()(Self& op, error_code ec = {}, std::size_t transferred = 0) {
     if (!started) {
       started = true;
+      accept_all_cancellation(op);
       captured = detail::capture_buffer(self->take_all());
       if (!self->stream.is_open() || self->at_eof) {
         ec = self->at_eof ? error_code(asio::error::eof) : error_code(asio::error::bad_descriptor);
@@ -158,74 +216,57 @@ struct read_all_op {
         return op.complete(error_code(), captured.take());
       }
       if (ec) return op.complete(ec, captured.take());
+      if (cancellation_requested(op)) return op.complete(asio::error::operation_aborted, captured.take());
     }
     self->stream.async_read_some(captured.prepare(), std::move(op));
   }
 };
 
-// A plain read that also notes whether the pipe was full.
-struct read_some_op {
-  pipe_reader::impl* self;
-  asio::mutable_buffer buffer;
-  bool started;
-
-  template <typename Self>
-  void operator()(Self& op, error_code ec = {}, std::size_t transferred = 0) {
-    if (!started) {
-      started = true;
-      return self->stream.async_read_some(buffer, std::move(op));
-    }
-    self->note_read(transferred);
-    op.complete(ec, transferred);
-  }
-};
-
 }  // namespace
 
-pipe_reader::pipe_reader(const executor_type& ex, int fd) : impl_(std::make_unique<impl>(ex, fd)) {}
+pipe_reader::pipe_reader(const executor_type& ex, int fd) : impl_(make_impl<impl>(ex, fd)) {}
 pipe_reader::pipe_reader(pipe_reader&&) noexcept = default;
-pipe_reader& pipe_reader::operator=(pipe_reader&&) noexcept = default;
-pipe_reader::~pipe_reader() = default;
 
-pipe_reader::executor_type pipe_reader::get_executor() const noexcept { return impl_->stream.get_executor(); }
+pipe_reader& pipe_reader::operator=(pipe_reader&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+pipe_reader::~pipe_reader() { close(); }
+
+pipe_reader::executor_type pipe_reader::get_executor() const noexcept {
+  return impl_ ? impl_->stream.get_executor() : executor_type();
+}
 bool pipe_reader::is_open() const noexcept { return impl_ && impl_->stream.is_open(); }
 int pipe_reader::native_handle() const noexcept { return is_open() ? impl_->stream.native_handle() : -1; }
 
 void pipe_reader::close() noexcept {
   error_code ignored;
-  impl_->stream.close(ignored);
+  if (impl_) impl_->stream.close(ignored);
 }
 
 void pipe_reader::cancel() noexcept {
   error_code ignored;
-  impl_->stream.cancel(ignored);
+  if (impl_) impl_->stream.cancel(ignored);
 }
 
 void pipe_reader::read_some_impl(asio::mutable_buffer buffer,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
-  auto& s = *impl_;
-  if (s.buffered() > 0 || buffer.size() == 0) {
-    const std::size_t n = std::min(buffer.size(), s.buffered());
-    std::memcpy(buffer.data(), s.data.data() + s.begin, n);
-    s.begin += n;
-    s.compact();
-    return detail::post_completion(s.stream.get_executor(), std::move(handler), error_code(), n);
-  }
-  if (!s.stream.is_open())
-    return detail::post_completion(s.stream.get_executor(), std::move(handler),
-                                   error_code(asio::error::bad_descriptor), std::size_t(0));
-  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(read_some_op{&s, buffer, false}, handler,
-                                                                        s.stream);
+  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(read_some_op{impl_, buffer}, handler,
+                                                                        impl_->stream);
 }
 
 void pipe_reader::read_line_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
-  asio::async_compose<decltype(handler), void(error_code, std::string)>(read_line_op{impl_.get()}, handler,
+  asio::async_compose<decltype(handler), void(error_code, std::string)>(read_line_op{impl_}, handler,
                                                                         impl_->stream);
 }
 
 void pipe_reader::read_all_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
-  asio::async_compose<decltype(handler), void(error_code, std::string)>(read_all_op{impl_.get(), detail::capture_buffer(), false}, handler,
-                                                                        impl_->stream);
+  asio::async_compose<decltype(handler), void(error_code, std::string)>(
+      read_all_op{impl_, detail::capture_buffer(), false}, handler, impl_->stream);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,42 +284,47 @@ namespace {
 
 // Writes `data` (all of it, or just some) without ever blocking the thread or raising SIGPIPE.
 struct write_op {
-  asio::posix::stream_descriptor* stream;
+  std::shared_ptr<pipe_writer::impl> self;
   asio::const_buffer borrowed;  // write_some: the caller's bytes
   std::string owned;            // write_all: its own copy (the op moves, so keep offsets)
   bool all;
   std::size_t written = 0;
-
-  asio::const_buffer remaining() const noexcept {
-    return (all ? asio::buffer(owned) : borrowed) + written;
-  }
-
   enum { starting, waiting, done } state = starting;
   error_code result;
+
+  asio::const_buffer remaining() const noexcept { return (all ? asio::buffer(owned) : borrowed) + written; }
 
   template <typename Self>
   void operator()(Self& op, error_code ec = {}) {
     if (state == done) return op.complete(result, written);
     if (state == waiting && ec) return op.complete(ec, written);
     const bool first = state == starting;
+    if (first) accept_all_cancellation(op);
     state = waiting;
-    while (stream->is_open() && remaining().size() > 0) {
+    auto& stream = self->stream;
+    while (stream.is_open() && remaining().size() > 0) {
       const asio::const_buffer next = remaining();
-      const long n = detail::write_without_sigpipe(stream->native_handle(), next.data(), next.size());
+      const long n = detail::write_without_sigpipe(stream.native_handle(), next.data(), next.size());
       if (n >= 0) {
         written += static_cast<std::size_t>(n);
         if (!all) break;
         continue;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) return stream->async_wait(asio::posix::stream_descriptor::wait_write, std::move(op));
+      if (errno == EAGAIN) {
+        if (cancellation_requested(op)) {
+          result = asio::error::operation_aborted;
+          break;
+        }
+        return stream.async_wait(asio::posix::stream_descriptor::wait_write, std::move(op));
+      }
       result = errno == EPIPE ? error_code(asio::error::broken_pipe) : errno_code(errno);
       break;
     }
-    if (!stream->is_open() && !result) result = asio::error::bad_descriptor;
+    if (!stream.is_open() && !result) result = asio::error::bad_descriptor;
     if (first) {
       state = done;
-      return asio::post(stream->get_executor(), std::move(op));
+      return asio::post(stream.get_executor(), std::move(op));
     }
     op.complete(result, written);
   }
@@ -286,34 +332,44 @@ struct write_op {
 
 }  // namespace
 
-pipe_writer::pipe_writer(const executor_type& ex, int fd) : impl_(std::make_unique<impl>(ex, fd)) {}
+pipe_writer::pipe_writer(const executor_type& ex, int fd) : impl_(make_impl<impl>(ex, fd)) {}
 pipe_writer::pipe_writer(pipe_writer&&) noexcept = default;
-pipe_writer& pipe_writer::operator=(pipe_writer&&) noexcept = default;
-pipe_writer::~pipe_writer() = default;
 
-pipe_writer::executor_type pipe_writer::get_executor() const noexcept { return impl_->stream.get_executor(); }
+pipe_writer& pipe_writer::operator=(pipe_writer&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+pipe_writer::~pipe_writer() { close(); }
+
+pipe_writer::executor_type pipe_writer::get_executor() const noexcept {
+  return impl_ ? impl_->stream.get_executor() : executor_type();
+}
 bool pipe_writer::is_open() const noexcept { return impl_ && impl_->stream.is_open(); }
 int pipe_writer::native_handle() const noexcept { return is_open() ? impl_->stream.native_handle() : -1; }
 
 void pipe_writer::close() noexcept {
   error_code ignored;
-  impl_->stream.close(ignored);
+  if (impl_) impl_->stream.close(ignored);
 }
 
 void pipe_writer::cancel() noexcept {
   error_code ignored;
-  impl_->stream.cancel(ignored);
+  if (impl_) impl_->stream.cancel(ignored);
 }
 
 void pipe_writer::write_some_impl(asio::const_buffer buffer,
                                   asio::any_completion_handler<void(error_code, std::size_t)> handler) {
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(
-      write_op{&impl_->stream, buffer, {}, false, 0, write_op::starting, {}}, handler, impl_->stream);
+      write_op{impl_, buffer, {}, false, 0, write_op::starting, {}}, handler, impl_->stream);
 }
 
 void pipe_writer::write_all_impl(std::string data,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
-  write_op op{&impl_->stream, {}, std::move(data), true, 0, write_op::starting, {}};
+  write_op op{impl_, {}, std::move(data), true, 0, write_op::starting, {}};
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(std::move(op), handler, impl_->stream);
 }
 

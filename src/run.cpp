@@ -9,6 +9,8 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
@@ -37,6 +39,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
       : strand_(asio::make_strand(ex)),
         options_(options),
         handler_(std::move(handler)),
+        handler_work_(asio::prefer(asio::get_associated_executor(handler_, ex), asio::execution::outstanding_work.tracked)),
         deadline_(strand_),
         drain_deadline_(strand_) {}
 
@@ -72,8 +75,9 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
       const bool last = i + 1 == count;
       unique_fd next_read, next_write;
       if (stage.std_in().type() == stdio::kind::unset)
-        stage.std_in(i == 0 ? stdio::null() : stdio::fd(previous_read.get()));
-      if (stage.std_out().type() == stdio::kind::unset) {
+        stage.std_in(previous_read ? stdio::fd(previous_read.get()) : stdio::null());
+      const auto out_kind = stage.std_out().type();
+      if (out_kind == stdio::kind::unset || (!last && out_kind == stdio::kind::pipe)) {
         if (last) {
           stage.std_out(stdio::pipe());
         } else if (!make_pipe(next_read, next_write)) {
@@ -85,7 +89,13 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
       }
       if (stage.std_err().type() == stdio::kind::unset) stage.std_err(stdio::pipe());
 
-      start_result started = child_impl::start(strand_, stage);
+      start_result started;
+      try {
+        started = child_impl::start(strand_, stage);
+      } catch (const std::exception& e) {
+        started.error = errc::spawn_failed;
+        started.message = "herd: cannot start '" + stage.to_string() + "': " + e.what();
+      }
       next_write.reset();
       previous_read = std::move(next_read);
       if (started.error) {
@@ -139,7 +149,8 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
     readers_.push_back(&reader);
     reader.async_read_all([self = shared_from_this(), &into](error_code ec, std::string data) {
       into = std::move(data);
-      if (ec && ec != asio::error::operation_aborted && !self->read_error_) self->read_error_ = ec;
+      // After the drain deadline the pipes are closed on purpose: what was read is the result.
+      if (ec && !self->drain_expired_ && !self->read_error_) self->read_error_ = ec;
       --self->readers_open_;
       self->stage_done();
     });
@@ -153,7 +164,9 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
       draining_ = true;
       drain_deadline_.async_wait(longest_grace(), [self = shared_from_this()](error_code ec) {
         if (ec) return;
-        for (pipe_reader* reader : self->readers_) reader->cancel();
+        self->drain_expired_ = true;
+        // Closing (not cancelling) also stops a read loop that keeps finding data.
+        for (pipe_reader* reader : self->readers_) reader->close();
       });
     }
   }
@@ -181,8 +194,8 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
     finished_ = true;
     deadline_.cancel();
     drain_deadline_.cancel();
-    auto slot = asio::get_associated_cancellation_slot(handler_);
-    if (slot.is_connected()) slot.clear();
+    // The cancellation handler stays in the caller's slot (clearing it from this strand could
+    // race with an emit on the caller's executor); it holds only a weak reference.
 
     error_code ec = error_;
     if (!ec) {
@@ -211,6 +224,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
   asio::strand<asio::any_io_executor> strand_;
   run_options options_;
   pipeline_handler handler_;
+  asio::any_completion_executor handler_work_;  // keeps the handler's executor busy until it is called
   timer deadline_;
   timer drain_deadline_;
   std::vector<std::shared_ptr<child_impl>> children_;
@@ -222,6 +236,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
   std::size_t pending_ = 0;
   std::size_t readers_open_ = 0;
   bool draining_ = false;
+  bool drain_expired_ = false;
   bool finished_ = false;
 };
 

@@ -12,8 +12,11 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <csignal>
+#include <optional>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <fstream>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +30,30 @@ namespace {
 template <typename... Args>
 herd::command test_child(Args&&... args) {
   return herd::command(HERD_TEST_CHILD, std::forward<Args>(args)...);
+}
+
+// Whether this kernel keeps the exit status of a reaped process for its pidfd (Linux 6.15+).
+bool kernel_keeps_exit_status() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(5);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int raw = 0;
+  ::waitpid(pid, &raw, 0);
+  struct {
+    std::uint64_t mask, cgroupid;
+    std::uint32_t ids[11];
+    std::int32_t exit_code;
+  } info{};
+  info.mask = 1u << 3;
+  const bool kept = ::ioctl(pidfd, _IOWR(0xFF, 11, decltype(info)), &info) == 0 && (info.mask & (1u << 3)) != 0;
+  ::close(pidfd);
+  return kept;
+}
+
+// What herd reports for a child someone else reaped: the real status where the kernel keeps it,
+// else its documented stand-in.
+herd::exit_status expected_after_theft(herd::exit_status real) {
+  return kernel_keeps_exit_status() ? real : herd::exit_status::exited(255);
 }
 
 herd::command piped(herd::command cmd) {
@@ -418,6 +445,87 @@ TEST_SUITE("child") {
       for (int i = 0; i < 50; ++i)
         children.emplace_back(ex, test_child("exit", std::to_string(i % 5)).std_out(herd::stdio::pipe()));
       for (int i = 0; i < 50; ++i) CHECK((co_await children[i].async_wait()).code() == i % 5);
+    });
+  }
+
+  TEST_CASE("a parent that ignores SIGCHLD still gets its children's real exit status") {
+    leak_check guard;
+    auto previous = std::signal(SIGCHLD, SIG_IGN);  // daemons do this; the kernel would auto-reap
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::child c(ex, test_child("exit", "7"));
+      auto status = co_await c.async_wait();
+      CHECK(status == expected_after_theft(herd::exit_status::exited(7)));
+    });
+    std::signal(SIGCHLD, previous);
+  }
+
+  TEST_CASE("a status taken by a waitpid(-1) elsewhere is still reported") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::child c(ex, test_child("kill-self", std::to_string(SIGUSR2)));
+      int raw = 0;
+      // Another library reaping "any child" takes it first.
+      CHECK(::waitpid(-1, &raw, 0) == c.pid());
+      auto status = co_await c.async_wait();
+      CHECK(status == expected_after_theft(herd::exit_status::signaled(SIGUSR2)));
+    });
+  }
+
+  TEST_CASE("a signal reaches the leader of its group exactly once") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::child c(ex, test_child("count-rt").std_out(herd::stdio::pipe()));
+      auto ready = co_await c.std_out().async_read_line();
+      CHECK(ready == "ready");
+      c.signal(SIGRTMIN);  // real-time signals queue: a second delivery would count
+      asio::steady_timer settle(ex, 100ms);
+      co_await settle.async_wait(asio::deferred);
+      c.signal(SIGTERM);
+      auto count = co_await c.std_out().async_read_line();
+      CHECK(count == "1");
+      co_await c.async_wait();
+    });
+  }
+
+  TEST_CASE("reads of a silent or a flooding child honour a timeout") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::child silent(ex, test_child("sleep", "100000").std_out(herd::stdio::pipe()));
+      char byte;
+      auto [some_ec, n] = co_await herd::with_timeout(silent.std_out().async_read_some(asio::buffer(&byte, 1)), 50ms,
+                                                      asio::as_tuple(asio::deferred));
+      CHECK(some_ec == herd::errc::timed_out);
+      auto [line_ec, line] =
+          co_await herd::with_timeout(silent.std_out().async_read_line(), 50ms, asio::as_tuple(asio::deferred));
+      CHECK(line_ec == herd::errc::timed_out);
+
+      // A writer that never pauses: every read finds data, so the cancellation arrives between
+      // steps of the read loop, and must still end it.
+      herd::child flood(ex, test_child("write-forever").std_out(herd::stdio::pipe()));
+      const auto start = std::chrono::steady_clock::now();
+      auto [all_ec, data] =
+          co_await herd::with_timeout(flood.std_out().async_read_all(), 200ms, asio::as_tuple(asio::deferred));
+      CHECK(all_ec == herd::errc::timed_out);
+      CHECK(data.size() > 0);  // what was read so far comes with the error
+      CHECK(std::chrono::steady_clock::now() - start < 10s);
+      silent.kill();
+      flood.kill();
+      co_await silent.async_wait();
+      co_await flood.async_wait();
+    });
+  }
+
+  TEST_CASE("a stream moved out of its child outlives it safely") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      std::optional<herd::pipe_reader> kept;
+      {
+        herd::child c(ex, test_child("lines", "2").std_out(herd::stdio::pipe()));
+        kept.emplace(std::move(c.std_out()));
+        co_await c.async_wait();
+      }
+      auto text = co_await kept->async_read_all();
+      CHECK(text == "line 1\nline 2\n");
     });
   }
 

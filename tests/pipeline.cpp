@@ -96,6 +96,16 @@ TEST_SUITE("pipeline") {
     });
   }
 
+  TEST_CASE("a stage whose stdout goes elsewhere gives the next stage an empty stdin") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      auto result = co_await herd::async_run_pipeline(
+          ex, test_child("lines", "3").std_out(herd::stdio::null()) | test_child("count-stdin"));
+      CHECK(result.success());
+      CHECK(result.std_out == "0\n");
+    });
+  }
+
   TEST_CASE("an empty pipeline is refused") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto [ec, result] = co_await herd::async_run_pipeline(ex, std::vector<herd::command>(), herd::run_options{}, tuple);

@@ -220,6 +220,24 @@ TEST_SUITE("run") {
     CHECK(herd_test::wait_until_gone(grandchild));
   }
 
+  TEST_CASE("a descendant outside the group that keeps writing cannot hold the run forever") {
+    leak_check guard;
+    int grandchild = 0;
+    herd_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      auto cmd = test_child("grandchild-setsid-writer").stop({true, SIGTERM, std::chrono::milliseconds(200)});
+      const auto start = std::chrono::steady_clock::now();
+      auto [ec, result] = co_await herd::async_run(ex, cmd, herd::run_options{}, tuple);
+      CHECK_FALSE(ec);
+      CHECK(result.success());
+      CHECK(std::chrono::steady_clock::now() - start < 10s);
+      const auto digits = result.std_out.find_first_of("0123456789");
+      REQUIRE(digits != std::string::npos);
+      grandchild = std::stoi(result.std_out.substr(digits));
+    });
+    ::kill(grandchild, SIGKILL);
+    CHECK(herd_test::wait_until_gone(grandchild));
+  }
+
   TEST_CASE("callbacks work as completion tokens") {
     leak_check guard;
     asio::io_context io;

@@ -23,12 +23,14 @@ class pipe_reader {
  public:
   using executor_type = asio::any_io_executor;
 
-  /// Takes ownership of `fd`, the read end of a pipe.
+  /// Takes ownership of `fd`, the read end of a pipe (closed even if construction throws).
   pipe_reader(const executor_type& ex, int fd);
   pipe_reader(pipe_reader&&) noexcept;
   pipe_reader& operator=(pipe_reader&&) noexcept;
+  /// Closes the pipe: pending reads complete with operation_aborted.
   ~pipe_reader();
 
+  /// The executor (a default-constructed one for a moved-from reader).
   executor_type get_executor() const noexcept;
   bool is_open() const noexcept;
   int native_handle() const noexcept;
@@ -83,7 +85,7 @@ class pipe_reader {
   struct impl;  // defined in src/, named by its operations there
 
  private:
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;  // shared with pending operations, which may outlive this object
 };
 
 /// Writes to a child's stdin pipe. A write after the child closed its end fails with
@@ -95,12 +97,14 @@ class pipe_writer {
  public:
   using executor_type = asio::any_io_executor;
 
-  /// Takes ownership of `fd`, the write end of a pipe.
+  /// Takes ownership of `fd`, the write end of a pipe (closed even if construction throws).
   pipe_writer(const executor_type& ex, int fd);
   pipe_writer(pipe_writer&&) noexcept;
   pipe_writer& operator=(pipe_writer&&) noexcept;
+  /// Closes the pipe: pending writes complete with operation_aborted.
   ~pipe_writer();
 
+  /// The executor (a default-constructed one for a moved-from writer).
   executor_type get_executor() const noexcept;
   bool is_open() const noexcept;
   int native_handle() const noexcept;
@@ -140,8 +144,11 @@ class pipe_writer {
   void write_some_impl(asio::const_buffer buffer, asio::any_completion_handler<void(error_code, std::size_t)> handler);
   void write_all_impl(std::string data, asio::any_completion_handler<void(error_code, std::size_t)> handler);
 
-  struct impl;
-  std::unique_ptr<impl> impl_;
+ public:
+  struct impl;  // defined in src/, named by its operations there
+
+ private:
+  std::shared_ptr<impl> impl_;  // shared with pending operations, which may outlive this object
 };
 
 }  // namespace herd

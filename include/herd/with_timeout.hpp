@@ -10,6 +10,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <chrono>
 #include <memory>
@@ -57,6 +58,9 @@ struct initiate_with_timeout<void(error_code, Args...)> {
   template <typename Handler, typename Op>
   void operator()(Handler&& handler, Op&& op, std::chrono::steady_clock::duration timeout) const {
     using handler_type = std::decay_t<Handler>;
+    static_assert(!std::is_same_v<asio::associated_executor_t<handler_type>, asio::system_executor>,
+                  "herd::with_timeout: the completion handler needs an associated executor for its timer "
+                  "(a coroutine has one; bind one to a callback with asio::bind_executor)");
     auto ex = asio::get_associated_executor(handler);
     auto state = std::make_shared<timeout_state>(asio::any_io_executor(ex));
     // Cancellation of the whole operation reaches the inner one.
@@ -89,6 +93,9 @@ struct initiate_with_timeout<void(error_code, Args...)> {
 /// @par Cancellation
 ///   cancelling the returned operation cancels `op` with the same type; the result is then
 ///   `op`'s own (operation_aborted for herd's operations).
+/// @par Executor
+///   the deadline runs on the completion handler's associated executor (a coroutine's own; a
+///   callback needs `asio::bind_executor`, else this does not compile).
 /// @par Example
 /// @code
 /// auto [ec, result] = co_await herd::with_timeout(herd::async_run(ex, cmd), 2s, asio::as_tuple(asio::deferred));

@@ -4,6 +4,10 @@
 #include <herd/child.hpp>
 #include <herd/detail/timer.hpp>
 
+#include "unique_fd.hpp"
+
+#include <boost/asio/any_completion_executor.hpp>
+
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
@@ -23,7 +27,8 @@ struct child_impl : std::enable_shared_from_this<child_impl> {
   /// Starts `cmd` on `ex`. Streams the command leaves unset are inherited.
   static start_result start(const asio::any_io_executor& ex, const command& cmd);
 
-  child_impl(const asio::any_io_executor& ex, std::string name, int pid, int pidfd, const command& cmd);
+  /// Takes `pidfd` from its owner only once nothing can throw any more.
+  child_impl(const asio::any_io_executor& ex, std::string name, int pid, unique_fd& pidfd, const command& cmd);
   child_impl(const child_impl&) = delete;
   child_impl& operator=(const child_impl&) = delete;
   /// Not reaped yet (the executor stopped running): SIGKILL and reap now, never a zombie.
@@ -55,12 +60,19 @@ struct child_impl : std::enable_shared_from_this<child_impl> {
   void watch();
   void complete_waiters();
 
+  struct waiter {
+    std::uint64_t id;
+    wait_handler handler;
+    asio::any_completion_executor work;  // outstanding work on the handler's executor
+  };
+
   bool stopping_ = false;
   exit_reason stop_reason_ = exit_reason::normal;
   timer grace_timer_;
+  timer retry_timer_;
   bool watching_ = false;
   std::uint64_t next_waiter_id_ = 0;
-  std::list<std::pair<std::uint64_t, wait_handler>> waiters_;
+  std::list<waiter> waiters_;
 };
 
 struct start_result {

@@ -25,6 +25,9 @@ long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept;
 /// pidfd system calls by number: glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37).
 int open_pidfd(int pid) noexcept;
 int send_signal_by_pidfd(int pidfd, int signo) noexcept;
+/// The wait status of a process that someone else reaped, kept by the kernel for holders of its
+/// pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15). False if the kernel cannot tell.
+bool exit_status_from_pidfd(int pidfd, int& wait_status) noexcept;
 
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.

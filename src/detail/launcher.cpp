@@ -42,8 +42,10 @@ launch_result launch(const launch_request& request) noexcept {
 
   int pidfd = -1;
   const int saved_errno = errno;
-  pid_t pid = __clone(launch_child_main, stack + child_stack_size,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &shared, &pidfd);
+  // SIGCHLD as the exit signal: execve resets any other back to SIGCHLD anyway. A status taken
+  // by someone else (SIGCHLD ignored, a waitpid(-1)) is recovered from the pidfd (child.cpp).
+  pid_t pid = __clone(launch_child_main, stack + child_stack_size, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+                      &shared, &pidfd);
   int clone_error = errno;
   if (pid < 0 && clone_error == EINVAL) {
     // Kernels before 5.2 have no CLONE_PIDFD: take the pidfd afterwards (we are the only reaper).
@@ -67,7 +69,7 @@ launch_result launch(const launch_request& request) noexcept {
     // No way to wait without a pidfd: stop the child and reap it by pid.
     ::kill(pid, SIGKILL);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
     result.error = clone_error;
     result.failed_step = "pidfd_open";
     return result;
@@ -75,7 +77,9 @@ launch_result launch(const launch_request& request) noexcept {
   if (shared.error != 0) {
     // The child failed before execve and has exited: reap it.
     siginfo_t info{};
-    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {}
+    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0 &&
+           errno == EINTR) {
+    }
     ::close(pidfd);
     result.error = shared.error;
     result.failed_step = shared.failed_step;

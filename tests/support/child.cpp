@@ -18,6 +18,9 @@
 //   signal-mask            print the blocked signals and the disposition of SIGPIPE
 //   stdin-eof              print "ready", then "eof" once stdin is at EOF (for close_stdin)
 //   list-fds               print the open descriptors, space separated
+//   count-rt               count SIGRTMIN deliveries; print "ready"; on SIGTERM print the count, exit 0
+//   grandchild-setsid-writer   a grandchild leaves the group and writes to stdout forever
+//   write-forever          write to stdout until killed
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -58,6 +61,15 @@ void say(const std::string& line) {
 
 [[noreturn]] void sleep_forever() {
   for (;;) pause();
+}
+
+volatile sig_atomic_t rt_count = 0;
+void on_rt(int) { rt_count = rt_count + 1; }
+void on_term_print_count(int) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%d\n", static_cast<int>(rt_count));
+  if (write(1, text, static_cast<size_t>(n)) < 0) _exit(3);
+  _exit(0);
 }
 
 void on_term_exit(int) { _exit(std::atoi(std::getenv("HERD_TEST_TERM_CODE"))); }
@@ -164,6 +176,24 @@ int main(int argc, char** argv) {
     char c;
     while (::read(0, &c, 1) > 0) {}
     say("eof");
+    return 0;
+  }
+  if (mode == "count-rt") {
+    std::signal(SIGRTMIN, on_rt);
+    std::signal(SIGTERM, on_term_print_count);
+    say("ready");
+    sleep_forever();
+  }
+  if (mode == "write-forever") {
+    for (;;) write_pattern(1, 1 << 20);
+  }
+  if (mode == "grandchild-setsid-writer") {
+    const pid_t grandchild = fork();
+    if (grandchild == 0) {
+      setsid();
+      for (;;) write_pattern(1, 1 << 16);
+    }
+    say(std::to_string(grandchild));
     return 0;
   }
   if (mode == "list-fds") {
