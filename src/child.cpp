@@ -448,6 +448,10 @@ void child::stop_impl(asio::any_completion_handler<void(error_code, exit_status)
   impl_->wait(std::move(handler));
 }
 
+void child::close_stdin() noexcept {
+  if (impl_ && impl_->in) impl_->in->close();
+}
+
 void child::terminate() {
   if (impl_) impl_->begin_stop(exit_reason::stopped);
 }

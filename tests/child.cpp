@@ -72,7 +72,7 @@ TEST_SUITE("child") {
       co_await c.std_in().async_write("first\nsecond\n");
       CHECK(co_await c.std_out().async_read_line() == "first");
       CHECK(co_await c.std_out().async_read_line() == "second");
-      c.std_in().close();
+      c.close_stdin();
       auto [ec, line] = co_await c.std_out().async_read_line(asio::as_tuple(asio::deferred));
       CHECK(ec == asio::error::eof);
       auto status = co_await c.async_wait();

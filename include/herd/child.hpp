@@ -86,6 +86,9 @@ class child {
         [this](auto handler) { stop_impl(std::move(handler)); }, token);
   }
 
+  /// Closes the child's stdin pipe (it reads end of file); no effect if stdin is not a pipe.
+  void close_stdin() noexcept;
+
   /// Starts the stop policy and returns at once; async_wait() reports the final status,
   /// with reason `exit_reason::stopped`.
   void terminate();
