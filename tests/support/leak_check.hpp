@@ -5,12 +5,12 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace herd_test {
@@ -29,8 +29,16 @@ struct proc_stat {
 
 /// Reads /proc/<pid>/stat; state '?' if the process does not exist.
 inline proc_stat read_stat(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // POSIX reads: a process reaped while we read makes read() fail with ESRCH, which
+  // std::ifstream would turn into an exception.
+  std::string text;
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buffer[1024];
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) text.assign(buffer, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
   proc_stat s;
   auto close = text.rfind(')');
   if (close == std::string::npos) return s;
