@@ -36,10 +36,10 @@ bool cancellation_requested(Self& op) {
   return op.get_cancellation_state().cancelled() != asio::cancellation_type::none;
 }
 
-template <typename Impl>
-std::shared_ptr<Impl> make_impl(const asio::any_io_executor& ex, int fd) {
+template <typename State>
+std::shared_ptr<State> make_state(const asio::any_io_executor& ex, int fd) {
   try {
-    return std::make_shared<Impl>(ex, fd);
+    return std::make_shared<State>(ex, fd);
   } catch (...) {
     ::close(fd);
     throw;
@@ -49,12 +49,55 @@ std::shared_ptr<Impl> make_impl(const asio::any_io_executor& ex, int fd) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// pipe_end: what both ends share
+
+namespace detail {
+
+struct pipe_state {
+  pipe_state(const asio::any_io_executor& ex, int fd) : stream(ex, fd) {}
+  virtual ~pipe_state() = default;
+  asio::posix::stream_descriptor stream;
+};
+
+pipe_end::pipe_end(std::shared_ptr<pipe_state> state) noexcept : state_(std::move(state)) {}
+pipe_end::pipe_end(pipe_end&&) noexcept = default;
+
+pipe_end& pipe_end::operator=(pipe_end&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+pipe_end::~pipe_end() { close(); }
+
+pipe_end::executor_type pipe_end::get_executor() const noexcept {
+  return state_ ? state_->stream.get_executor() : executor_type();
+}
+bool pipe_end::is_open() const noexcept { return state_ && state_->stream.is_open(); }
+int pipe_end::native_handle() const noexcept { return is_open() ? state_->stream.native_handle() : -1; }
+
+void pipe_end::close() noexcept {
+  error_code ignored;
+  if (state_) state_->stream.close(ignored);
+}
+
+void pipe_end::cancel() noexcept {
+  error_code ignored;
+  if (state_) state_->stream.cancel(ignored);
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
 // pipe_reader
 
-struct pipe_reader::impl {
-  impl(const executor_type& ex, int fd) : stream(ex, fd), pipe_size(::fcntl(fd, F_GETPIPE_SZ)) {}
+namespace {
 
-  asio::posix::stream_descriptor stream;
+struct reader_state : detail::pipe_state {
+  reader_state(const asio::any_io_executor& ex, int fd) : pipe_state(ex, fd), pipe_size(::fcntl(fd, F_GETPIPE_SZ)) {}
+
   int pipe_size;  // -1 if not a pipe, 0 once grown (or refused)
   // Bytes read but not yet handed out live in data[begin, end).
   std::string data;
@@ -122,13 +165,9 @@ struct pipe_reader::impl {
   }
 };
 
-namespace {
-
-using reader_state = std::shared_ptr<pipe_reader::impl>;
-
 // A plain read (buffered bytes first) that also notes whether the pipe was full.
 struct read_some_op {
-  reader_state self;
+  std::shared_ptr<reader_state> self;
   asio::mutable_buffer buffer;
   bool started = false;
 
@@ -151,7 +190,7 @@ struct read_some_op {
 
 // Reads until a whole line is buffered, then hands it out.
 struct read_line_op {
-  reader_state self;
+  std::shared_ptr<reader_state> self;
   enum { starting, reading, ready } state = starting;
 
   template <typename Self>
@@ -194,7 +233,7 @@ struct read_line_op {
 // Reads to the end of the stream; what a line read had buffered comes first. On an error or a
 // cancellation the data read so far is delivered with it.
 struct read_all_op {
-  reader_state self;
+  std::shared_ptr<reader_state> self;
   detail::capture_buffer captured;
   bool started = false;
 
@@ -224,67 +263,45 @@ struct read_all_op {
 
 }  // namespace
 
-pipe_reader::pipe_reader(const executor_type& ex, int fd) : impl_(make_impl<impl>(ex, fd)) {}
-pipe_reader::pipe_reader(pipe_reader&&) noexcept = default;
+pipe_reader::pipe_reader(const executor_type& ex, int fd) : pipe_end(make_state<reader_state>(ex, fd)) {}
 
-pipe_reader& pipe_reader::operator=(pipe_reader&& other) noexcept {
-  if (this != &other) {
-    close();
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
+namespace {
+std::shared_ptr<reader_state> reader(const std::shared_ptr<detail::pipe_state>& state) {
+  return std::static_pointer_cast<reader_state>(state);
 }
-
-pipe_reader::~pipe_reader() { close(); }
-
-pipe_reader::executor_type pipe_reader::get_executor() const noexcept {
-  return impl_ ? impl_->stream.get_executor() : executor_type();
-}
-bool pipe_reader::is_open() const noexcept { return impl_ && impl_->stream.is_open(); }
-int pipe_reader::native_handle() const noexcept { return is_open() ? impl_->stream.native_handle() : -1; }
-
-void pipe_reader::close() noexcept {
-  error_code ignored;
-  if (impl_) impl_->stream.close(ignored);
-}
-
-void pipe_reader::cancel() noexcept {
-  error_code ignored;
-  if (impl_) impl_->stream.cancel(ignored);
-}
+}  // namespace
 
 void pipe_reader::read_some_impl(asio::mutable_buffer buffer,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
-  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(read_some_op{impl_, buffer}, handler,
-                                                                        impl_->stream);
+  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(read_some_op{reader(state_), buffer},
+                                                                        handler, state_->stream);
 }
 
 void pipe_reader::read_line_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
-  asio::async_compose<decltype(handler), void(error_code, std::string)>(read_line_op{impl_}, handler,
-                                                                        impl_->stream);
+  asio::async_compose<decltype(handler), void(error_code, std::string)>(read_line_op{reader(state_)}, handler,
+                                                                        state_->stream);
 }
 
 void pipe_reader::read_all_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
   asio::async_compose<decltype(handler), void(error_code, std::string)>(
-      read_all_op{impl_, detail::capture_buffer(), false}, handler, impl_->stream);
+      read_all_op{reader(state_), detail::capture_buffer(), false}, handler, state_->stream);
 }
 
 // ---------------------------------------------------------------------------------------------
 // pipe_writer
 
-struct pipe_writer::impl {
-  impl(const executor_type& ex, int fd) : stream(ex, fd) {
+namespace {
+
+struct writer_state : detail::pipe_state {
+  writer_state(const asio::any_io_executor& ex, int fd) : pipe_state(ex, fd) {
     error_code ignored;
     stream.non_blocking(true, ignored);
   }
-  asio::posix::stream_descriptor stream;
 };
-
-namespace {
 
 // Writes `data` (all of it, or just some) without ever blocking the thread or raising SIGPIPE.
 struct write_op {
-  std::shared_ptr<pipe_writer::impl> self;
+  std::shared_ptr<detail::pipe_state> self;
   asio::const_buffer borrowed;  // write_some: the caller's bytes
   std::string owned;            // write_all: its own copy (the op moves, so keep offsets)
   bool all;
@@ -332,45 +349,18 @@ struct write_op {
 
 }  // namespace
 
-pipe_writer::pipe_writer(const executor_type& ex, int fd) : impl_(make_impl<impl>(ex, fd)) {}
-pipe_writer::pipe_writer(pipe_writer&&) noexcept = default;
-
-pipe_writer& pipe_writer::operator=(pipe_writer&& other) noexcept {
-  if (this != &other) {
-    close();
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
-}
-
-pipe_writer::~pipe_writer() { close(); }
-
-pipe_writer::executor_type pipe_writer::get_executor() const noexcept {
-  return impl_ ? impl_->stream.get_executor() : executor_type();
-}
-bool pipe_writer::is_open() const noexcept { return impl_ && impl_->stream.is_open(); }
-int pipe_writer::native_handle() const noexcept { return is_open() ? impl_->stream.native_handle() : -1; }
-
-void pipe_writer::close() noexcept {
-  error_code ignored;
-  if (impl_) impl_->stream.close(ignored);
-}
-
-void pipe_writer::cancel() noexcept {
-  error_code ignored;
-  if (impl_) impl_->stream.cancel(ignored);
-}
+pipe_writer::pipe_writer(const executor_type& ex, int fd) : pipe_end(make_state<writer_state>(ex, fd)) {}
 
 void pipe_writer::write_some_impl(asio::const_buffer buffer,
                                   asio::any_completion_handler<void(error_code, std::size_t)> handler) {
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(
-      write_op{impl_, buffer, {}, false, 0, write_op::starting, {}}, handler, impl_->stream);
+      write_op{state_, buffer, {}, false, 0, write_op::starting, {}}, handler, state_->stream);
 }
 
 void pipe_writer::write_all_impl(std::string data,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
-  write_op op{impl_, {}, std::move(data), true, 0, write_op::starting, {}};
-  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(std::move(op), handler, impl_->stream);
+  write_op op{state_, {}, std::move(data), true, 0, write_op::starting, {}};
+  asio::async_compose<decltype(handler), void(error_code, std::size_t)>(std::move(op), handler, state_->stream);
 }
 
 }  // namespace herd

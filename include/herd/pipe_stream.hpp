@@ -14,30 +14,46 @@
 #include <string>
 
 namespace herd {
+namespace detail {
+
+struct pipe_state;  // the descriptor and what an end keeps; src/pipe_stream.cpp
+
+/// What both ends of a pipe offer. Its state is shared with pending operations, which may
+/// outlive the object; destroying or move-assigning an end closes it first.
+class pipe_end {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// The executor (a default-constructed one for a moved-from end).
+  executor_type get_executor() const noexcept;
+  bool is_open() const noexcept;
+  int native_handle() const noexcept;
+  /// Closes the pipe; pending operations complete with operation_aborted.
+  void close() noexcept;
+  /// Cancels pending operations (operation_aborted); data a reader buffered is kept.
+  void cancel() noexcept;
+
+ protected:
+  explicit pipe_end(std::shared_ptr<pipe_state> state) noexcept;
+  pipe_end(pipe_end&&) noexcept;
+  pipe_end& operator=(pipe_end&&) noexcept;
+  ~pipe_end();
+
+  std::shared_ptr<pipe_state> state_;
+};
+
+}  // namespace detail
 
 /// Reads what a child writes to one of its output pipes.
 ///
 /// @par Thread safety
 ///   Distinct objects: safe. Shared objects: unsafe.
-class pipe_reader {
+class pipe_reader : public detail::pipe_end {
  public:
-  using executor_type = asio::any_io_executor;
-
   /// Takes ownership of `fd`, the read end of a pipe (closed even if construction throws).
   pipe_reader(const executor_type& ex, int fd);
-  pipe_reader(pipe_reader&&) noexcept;
-  pipe_reader& operator=(pipe_reader&&) noexcept;
-  /// Closes the pipe: pending reads complete with operation_aborted.
-  ~pipe_reader();
-
-  /// The executor (a default-constructed one for a moved-from reader).
-  executor_type get_executor() const noexcept;
-  bool is_open() const noexcept;
-  int native_handle() const noexcept;
-  /// Closes the pipe; pending reads complete with operation_aborted.
-  void close() noexcept;
-  /// Cancels pending reads (operation_aborted); buffered data is kept.
-  void cancel() noexcept;
+  pipe_reader(pipe_reader&&) noexcept = default;
+  pipe_reader& operator=(pipe_reader&&) noexcept = default;
 
   /// Reads some bytes (data buffered by async_read_line comes first).
   /// @par Completion signature `void(error_code, std::size_t)`; `asio::error::eof` at the end.
@@ -80,12 +96,6 @@ class pipe_reader {
   void read_some_impl(asio::mutable_buffer buffer, asio::any_completion_handler<void(error_code, std::size_t)> handler);
   void read_line_impl(asio::any_completion_handler<void(error_code, std::string)> handler);
   void read_all_impl(asio::any_completion_handler<void(error_code, std::string)> handler);
-
- public:
-  struct impl;  // defined in src/, named by its operations there
-
- private:
-  std::shared_ptr<impl> impl_;  // shared with pending operations, which may outlive this object
 };
 
 /// Writes to a child's stdin pipe. A write after the child closed its end fails with
@@ -93,24 +103,13 @@ class pipe_reader {
 ///
 /// @par Thread safety
 ///   Distinct objects: safe. Shared objects: unsafe.
-class pipe_writer {
+class pipe_writer : public detail::pipe_end {
  public:
-  using executor_type = asio::any_io_executor;
-
   /// Takes ownership of `fd`, the write end of a pipe (closed even if construction throws).
+  /// Closing it (close(), destruction) lets the child read end of file.
   pipe_writer(const executor_type& ex, int fd);
-  pipe_writer(pipe_writer&&) noexcept;
-  pipe_writer& operator=(pipe_writer&&) noexcept;
-  /// Closes the pipe: pending writes complete with operation_aborted.
-  ~pipe_writer();
-
-  /// The executor (a default-constructed one for a moved-from writer).
-  executor_type get_executor() const noexcept;
-  bool is_open() const noexcept;
-  int native_handle() const noexcept;
-  /// Closes the pipe: the child reads EOF. Pending writes complete with operation_aborted.
-  void close() noexcept;
-  void cancel() noexcept;
+  pipe_writer(pipe_writer&&) noexcept = default;
+  pipe_writer& operator=(pipe_writer&&) noexcept = default;
 
   /// Writes some of `buffers`.
   /// @par Completion signature `void(error_code, std::size_t)`.
@@ -143,12 +142,6 @@ class pipe_writer {
  private:
   void write_some_impl(asio::const_buffer buffer, asio::any_completion_handler<void(error_code, std::size_t)> handler);
   void write_all_impl(std::string data, asio::any_completion_handler<void(error_code, std::size_t)> handler);
-
- public:
-  struct impl;  // defined in src/, named by its operations there
-
- private:
-  std::shared_ptr<impl> impl_;  // shared with pending operations, which may outlive this object
 };
 
 }  // namespace herd
