@@ -1,7 +1,7 @@
 #include <herd/child.hpp>
 #include <herd/error.hpp>
 
-#include "detail/child_impl.hpp"
+#include "detail/process_core.hpp"
 #include "detail/executable.hpp"
 #include "detail/io.hpp"
 #include "detail/launcher.hpp"
@@ -138,7 +138,7 @@ std::string plan_stream(int target, const stdio& s, stdio_plan& plan) {
 
 }  // namespace
 
-start_result child_impl::start(const asio::any_io_executor& ex, const command& cmd) {
+start_result launch_program(const asio::any_io_executor& ex, const command& cmd) {
   const std::string name = cmd.to_string();
   std::vector<std::string> environment = build_environment(cmd);
   const std::string search_path = search_path_of(environment);
@@ -191,9 +191,9 @@ start_result child_impl::start(const asio::any_io_executor& ex, const command& c
   }
 
   unique_fd pidfd(launched.pidfd);
-  std::shared_ptr<child_impl> impl;
+  std::shared_ptr<process_core> impl;
   try {
-    impl = std::make_shared<child_impl>(ex, name, launched.pid, pidfd, cmd);
+    impl = std::make_shared<process_core>(ex, name, launched.pid, pidfd, cmd.stop(), cmd.keep_descendants());
   } catch (...) {
     // Nobody owns the process yet: stop and reap it before reporting the failure.
     ::kill(-launched.pid, SIGKILL);
@@ -207,7 +207,7 @@ start_result child_impl::start(const asio::any_io_executor& ex, const command& c
   if (plan.parent_ends[1]) impl->out.emplace(ex, plan.parent_ends[1].release());
   if (plan.parent_ends[2]) impl->err.emplace(ex, plan.parent_ends[2].release());
   if (cmd.std_in().type() == stdio::kind::bytes) {
-    std::weak_ptr<child_impl> weak = impl;
+    std::weak_ptr<process_core> weak = impl;
     impl->in->async_write(cmd.std_in().data(), [weak](error_code, std::size_t) {
       if (auto self = weak.lock(); self && self->in) self->in->close();
     });
@@ -215,141 +215,6 @@ start_result child_impl::start(const asio::any_io_executor& ex, const command& c
   start_result result;
   result.child = std::move(impl);
   return result;
-}
-
-child_impl::child_impl(const asio::any_io_executor& ex, std::string child_name, int child_pid, unique_fd& child_pidfd,
-                       const command& cmd)
-    : executor(ex),
-      name(std::move(child_name)),
-      pid(child_pid),
-      pidfd(ex),
-      policy(cmd.stop()),
-      keep_descendants(cmd.keep_descendants()),
-      grace_timer_(ex),
-      retry_timer_(ex) {
-  // Last, so that the caller still owns the pidfd (and reaps the child) if anything throws.
-  pidfd.assign(child_pidfd.get());
-  child_pidfd.release();
-}
-
-child_impl::~child_impl() {
-  if (status || !pidfd.is_open()) return;
-  signal_group(SIGKILL);
-  // Asio made the pidfd non-blocking, and waitid() honours that: block for this one wait.
-  const int fd = pidfd.native_handle();
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  siginfo_t info{};
-  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | __WALL) < 0 &&
-         errno == EINTR) {
-  }
-}
-
-std::string child_impl::describe() const { return quoted(name) + " (pid " + std::to_string(pid) + ")"; }
-
-void child_impl::signal_group(int signo) noexcept {
-  if (status || !pidfd.is_open()) return;
-  // Each process once: the group while the leader still leads it (its pid cannot be reused
-  // before herd reaps it); a leader that left its group (setsid) by pidfd, and the group too.
-  if (::getpgid(pid) != pid) send_signal_by_pidfd(pidfd.native_handle(), signo);
-  ::kill(-pid, signo);
-}
-
-bool child_impl::try_reap() {
-  if (status) return true;
-  siginfo_t info{};
-  const int fd = pidfd.native_handle();
-  // Look first, reap second: while the leader is an unreaped zombie its pid (and so its
-  // process group id) cannot be reused, so killing the group's leftovers is safe.
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) !=
-      0) {
-    // Someone else reaped it: SIGCHLD set to SIG_IGN (the kernel auto-reaps), or a waitpid(-1)
-    // elsewhere. Its group may be gone and its pid reused, so no group kill now. Linux 6.15+
-    // still tells the exit status to pidfd holders; older kernels lose it.
-    int wait_status = 0;
-    const exit_reason reason = stopping_ ? stop_reason_ : exit_reason::normal;
-    if (!exit_status_from_pidfd(fd, wait_status))
-      status = exit_status::exited(255, reason);
-    else if (WIFSIGNALED(wait_status))
-      status = exit_status::signaled(WTERMSIG(wait_status), WCOREDUMP(wait_status), reason);
-    else
-      status = exit_status::exited(WEXITSTATUS(wait_status), reason);
-  } else if (info.si_pid == 0) {
-    return false;
-  } else {
-    if (!keep_descendants) ::kill(-pid, SIGKILL);
-    siginfo_t reaped{};
-    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &reaped, WEXITED | WNOHANG | __WALL);
-    status = exit_status::from_siginfo(info.si_code, info.si_status, stopping_ ? stop_reason_ : exit_reason::normal);
-  }
-  grace_timer_.cancel();
-  retry_timer_.cancel();
-  error_code ignored;
-  pidfd.close(ignored);
-  return true;
-}
-
-void child_impl::wait(wait_handler handler) {
-  if (status || try_reap()) return post_completion(executor, std::move(handler), error_code(), *status);
-  auto slot = asio::get_associated_cancellation_slot(handler);
-  const std::uint64_t id = next_waiter_id_++;
-  // Keep the handler's own executor busy until it is called (it may belong to another context).
-  auto work = asio::prefer(asio::get_associated_executor(handler, executor), asio::execution::outstanding_work.tracked);
-  waiters_.push_back(waiter{id, std::move(handler), std::move(work)});
-  if (slot.is_connected()) {
-    // Cancelling a wait only stops waiting: the child is untouched. The slot may be emitted
-    // from another thread: touch the waiters on the child's executor only.
-    slot.assign([weak = weak_from_this(), id, ex = executor](asio::cancellation_type) {
-      asio::dispatch(ex, [weak, id] {
-        auto self = weak.lock();
-        if (!self) return;
-        auto it = std::find_if(self->waiters_.begin(), self->waiters_.end(), [id](auto& w) { return w.id == id; });
-        if (it == self->waiters_.end()) return;
-        wait_handler cancelled = std::move(it->handler);
-        self->waiters_.erase(it);
-        post_completion(self->executor, std::move(cancelled), error_code(asio::error::operation_aborted), exit_status());
-      });
-    });
-  }
-  watch();
-}
-
-void child_impl::watch() {
-  if (watching_ || status) return;
-  watching_ = true;
-  pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code) {
-    self->watching_ = false;
-    if (self->try_reap()) return self->complete_waiters();
-    // Readable but not reapable yet (a tracer holds the zombie), or the wait failed: look
-    // again shortly rather than spin or give up.
-    self->retry_timer_.async_wait(std::chrono::milliseconds(10), [self](error_code ec) {
-      if (!ec) self->watch();
-    });
-  });
-}
-
-void child_impl::complete_waiters() {
-  auto waiting = std::move(waiters_);
-  waiters_.clear();
-  // Their cancellation handlers stay in their slots until reassigned; they find no waiter.
-  for (auto& w : waiting) post_completion(executor, std::move(w.handler), error_code(), *status);
-}
-
-void child_impl::begin_stop(exit_reason reason) {
-  if (status || stopping_) return;
-  stopping_ = true;
-  stop_reason_ = reason;
-  if (policy.close_stdin && in) in->close();
-  signal_group(policy.signal);
-  if (policy.signal != SIGKILL) {
-    if (policy.grace.count() <= 0) {
-      signal_group(SIGKILL);
-    } else {
-      grace_timer_.async_wait(policy.grace, [self = shared_from_this()](error_code ec) {
-        if (!ec) self->signal_group(SIGKILL);
-      });
-    }
-  }
-  watch();
 }
 
 }  // namespace detail
@@ -360,7 +225,7 @@ void child_impl::begin_stop(exit_reason reason) {
 namespace {
 
 detail::start_result start_or_throw(const asio::any_io_executor& ex, const command& cmd) {
-  detail::start_result started = detail::child_impl::start(ex, cmd);
+  detail::start_result started = detail::launch_program(ex, cmd);
   if (started.error) throw boost::system::system_error(started.error, started.message);
   return started;
 }
@@ -372,7 +237,7 @@ detail::start_result start_or_throw(const asio::any_io_executor& ex, const comma
 child::child(const executor_type& ex, const command& cmd) : executor_(ex), impl_(start_or_throw(ex, cmd).child) {}
 
 child::child(const executor_type& ex, const command& cmd, error_code& ec) : executor_(ex) {
-  detail::start_result started = detail::child_impl::start(ex, cmd);
+  detail::start_result started = detail::launch_program(ex, cmd);
   ec = started.error;
   impl_ = std::move(started.child);
 }
@@ -414,7 +279,7 @@ std::optional<exit_status> child::status() const noexcept { return impl_ ? impl_
 
 namespace {
 template <typename Stream>
-Stream& stream_or_throw(const detail::child_impl& impl, std::optional<Stream>& stream, const char* which) {
+Stream& stream_or_throw(const detail::process_core& impl, std::optional<Stream>& stream, const char* which) {
   if (!stream)
     throw boost::system::system_error(errc::bad_stdio, std::string("herd: ") + which + " of " + impl.describe() +
                                                            " is not a pipe (use stdio::pipe())");

@@ -1,7 +1,7 @@
 #include <herd/error.hpp>
 #include <herd/run.hpp>
 
-#include "detail/child_impl.hpp"
+#include "detail/process_core.hpp"
 #include "detail/io.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -91,7 +91,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
 
       start_result started;
       try {
-        started = child_impl::start(strand_, stage);
+        started = launch_program(strand_, stage);
       } catch (const std::exception& e) {
         started.error = errc::spawn_failed;
         started.message = "herd: cannot start '" + stage.to_string() + "': " + e.what();
@@ -227,7 +227,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
   asio::any_completion_executor handler_work_;  // keeps the handler's executor busy until it is called
   timer deadline_;
   timer drain_deadline_;
-  std::vector<std::shared_ptr<child_impl>> children_;
+  std::vector<std::shared_ptr<process_core>> children_;
   std::vector<pipe_reader*> readers_;
   pipeline_result result_;
   error_code error_;

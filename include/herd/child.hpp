@@ -15,7 +15,7 @@
 
 namespace herd {
 namespace detail {
-struct child_impl;
+struct process_core;
 }
 
 /// A program started from a `command`, streamed and awaited from the parent's event loop.
@@ -100,12 +100,11 @@ class child {
   void signal(int signo);
 
  private:
-  friend struct detail::child_impl;
   void wait_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
   void stop_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
 
   executor_type executor_;
-  std::shared_ptr<detail::child_impl> impl_;
+  std::shared_ptr<detail::process_core> impl_;
 };
 
 }  // namespace herd

@@ -1,7 +1,10 @@
-// The state behind herd::child, shared with async_run and async_run_pipeline.
+// A running child process as herd watches it: its pidfd on the event loop, the waiters, the
+// stop policy, reaping. Behind herd::child, async_run, async_run_pipeline and herd::process.
 #pragma once
 
-#include <herd/child.hpp>
+#include <herd/command.hpp>
+#include <herd/exit_status.hpp>
+#include <herd/pipe_stream.hpp>
 #include <herd/detail/timer.hpp>
 
 #include "unique_fd.hpp"
@@ -9,6 +12,8 @@
 #include <boost/asio/any_completion_executor.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <chrono>
 
 #include <cstdint>
 #include <list>
@@ -19,20 +24,16 @@
 
 namespace herd::detail {
 
-struct start_result;
-
-struct child_impl : std::enable_shared_from_this<child_impl> {
+struct process_core : std::enable_shared_from_this<process_core> {
   using wait_handler = asio::any_completion_handler<void(error_code, exit_status)>;
 
-  /// Starts `cmd` on `ex`. Streams the command leaves unset are inherited.
-  static start_result start(const asio::any_io_executor& ex, const command& cmd);
-
   /// Takes `pidfd` from its owner only once nothing can throw any more.
-  child_impl(const asio::any_io_executor& ex, std::string name, int pid, unique_fd& pidfd, const command& cmd);
-  child_impl(const child_impl&) = delete;
-  child_impl& operator=(const child_impl&) = delete;
+  process_core(const asio::any_io_executor& ex, std::string name, int pid, unique_fd& pidfd, const stop_policy& policy,
+               bool keep_descendants);
+  process_core(const process_core&) = delete;
+  process_core& operator=(const process_core&) = delete;
   /// Not reaped yet (the executor stopped running): SIGKILL and reap now, never a zombie.
-  ~child_impl();
+  virtual ~process_core();
 
   /// Completes `handler` with the final status once the child has ended.
   void wait(wait_handler handler);
@@ -42,6 +43,11 @@ struct child_impl : std::enable_shared_from_this<child_impl> {
   void signal_group(int signo) noexcept;
   /// Reaps the child if it has ended (without blocking); true once it has.
   bool try_reap();
+  /// Blocks until the child has ended (or `timeout` passed; forever without one) and reaps it,
+  /// for code without a running event loop. Waiters are completed through the executor.
+  bool join_blocking(std::optional<std::chrono::milliseconds> timeout);
+  /// Stops the child with the stop policy, blocking, then reaps it (at exit, for daemons).
+  void stop_blocking(exit_reason reason);
   /// "'sleep 100' (pid 42)"
   std::string describe() const;
 
@@ -56,9 +62,14 @@ struct child_impl : std::enable_shared_from_this<child_impl> {
   bool keep_descendants;
   std::optional<exit_status> status;
 
+ protected:
+  /// Called once, right after the child was reaped.
+  virtual void on_reaped() {}
+
  private:
   void watch();
   void complete_waiters();
+  void reaped(exit_status final_status);
 
   struct waiter {
     std::uint64_t id;
@@ -76,10 +87,13 @@ struct child_impl : std::enable_shared_from_this<child_impl> {
 };
 
 struct start_result {
-  std::shared_ptr<child_impl> child;
+  std::shared_ptr<process_core> child;
   error_code error;
   int system_error = 0;  // errno of the failed step
   std::string message;   // names the command and what failed
 };
+
+/// Starts the program `cmd` describes, on `ex`. Streams the command leaves unset are inherited.
+start_result launch_program(const asio::any_io_executor& ex, const command& cmd);
 
 }  // namespace herd::detail
