@@ -29,6 +29,7 @@ class herd_category final : public boost::system::error_category {
       case errc::not_owner: return "caller does not own it";
       case errc::not_running: return "process is not running";
       case errc::invalid_argument: return "invalid argument";
+      case errc::daemon_cannot_start_children: return "daemonic processes are not allowed to have children";
     }
     return "unknown herd error " + std::to_string(value);
   }
@@ -40,5 +41,16 @@ const boost::system::error_category& error_category() noexcept {
   static const herd_category category;
   return category;
 }
+
+child_error::child_error(std::string exception_type, std::string exception_message, int pid,
+                         std::string process_name, std::string function)
+    : boost::system::system_error(errc::child_exception, "herd: process '" + process_name + "' (pid " +
+                                                             std::to_string(pid) + ", running " + function +
+                                                             ") raised " + exception_type + ": " + exception_message),
+      exception_type_(std::move(exception_type)),
+      exception_message_(std::move(exception_message)),
+      pid_(pid),
+      process_name_(std::move(process_name)),
+      function_(std::move(function)) {}
 
 }  // namespace herd

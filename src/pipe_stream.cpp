@@ -54,8 +54,12 @@ std::shared_ptr<State> make_state(const asio::any_io_executor& ex, int fd) {
 namespace detail {
 
 struct pipe_state {
-  pipe_state(const asio::any_io_executor& ex, int fd) : stream(ex, fd) {}
-  virtual ~pipe_state() = default;
+  pipe_state(const asio::any_io_executor& ex, int fd) : stream(ex, fd) { exclude_from_forks(fd); }
+  virtual ~pipe_state() { forget(); }
+  // Before the descriptor is closed (and its number reused).
+  void forget() noexcept {
+    if (stream.is_open()) include_in_forks(stream.native_handle());
+  }
   asio::posix::stream_descriptor stream;
 };
 
@@ -80,7 +84,9 @@ int pipe_end::native_handle() const noexcept { return is_open() ? state_->stream
 
 void pipe_end::close() noexcept {
   error_code ignored;
-  if (state_) state_->stream.close(ignored);
+  if (!state_) return;
+  state_->forget();
+  state_->stream.close(ignored);
 }
 
 void pipe_end::cancel() noexcept {

@@ -14,6 +14,7 @@
 #include <string>
 
 namespace herd {
+class scope;
 namespace detail {
 struct process_core;
 }
@@ -100,6 +101,7 @@ class child {
   void signal(int signo);
 
  private:
+  friend class scope;
   void wait_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
   void stop_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
 

@@ -121,8 +121,9 @@ inline constexpr bool is_cereal = cereal::traits::is_output_serializable<T, cere
 // Which rule encodes T (0 = none). Rule numbers follow the file comment.
 template <typename T>
 constexpr int rule_for() {
-  if constexpr (std::is_reference_v<T> || std::is_const_v<T>) {
-    return 0;
+  if constexpr (std::is_reference_v<T> || std::is_const_v<T> || std::is_pointer_v<T> ||
+                std::is_member_pointer_v<T>) {
+    return 0;  // an address means nothing in another process
   } else if constexpr (is_raw<T>) {
     return 2;
   } else if constexpr (std::is_same_v<T, std::string> || is_sequence<T> || is_associative<T> || is_std_array<T> ||

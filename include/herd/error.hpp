@@ -6,6 +6,7 @@
 
 #include <boost/system/system_error.hpp>
 
+#include <string>
 #include <type_traits>
 
 namespace herd {
@@ -31,12 +32,37 @@ enum class errc : int {
   not_owner,               ///< released by a process or thread that does not own it
   not_running,             ///< the process is not running (never started, or already reaped)
   invalid_argument,        ///< an argument is not valid (the message of the exception says which)
+  daemon_cannot_start_children,  ///< a daemon process tried to start a child (as in Python)
 };
 
 /// The "herd" error category.
 const boost::system::error_category& error_category() noexcept;
 
 inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+/// What a function child threw, rethrown in the parent by `process::async_result()`:
+/// the exception's type name and message, and which process ran what.
+class child_error : public boost::system::system_error {
+ public:
+  child_error(std::string exception_type, std::string exception_message, int pid, std::string process_name,
+              std::string function);
+
+  /// The dynamic type of the exception, demangled ("std::runtime_error").
+  const std::string& exception_type() const noexcept { return exception_type_; }
+  /// Its what(), or a note if it was not a std::exception.
+  const std::string& exception_message() const noexcept { return exception_message_; }
+  int pid() const noexcept { return pid_; }
+  const std::string& process_name() const noexcept { return process_name_; }
+  /// The function the child ran, as well as herd could name it.
+  const std::string& function() const noexcept { return function_; }
+
+ private:
+  std::string exception_type_;
+  std::string exception_message_;
+  int pid_;
+  std::string process_name_;
+  std::string function_;
+};
 
 }  // namespace herd
 

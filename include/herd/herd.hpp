@@ -3,11 +3,14 @@
 #pragma once
 
 #include <herd/child.hpp>
+#include <herd/codec.hpp>
 #include <herd/command.hpp>
 #include <herd/config.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
 #include <herd/pipe_stream.hpp>
+#include <herd/process.hpp>
 #include <herd/run.hpp>
+#include <herd/scope.hpp>
 #include <herd/stop_policy.hpp>
 #include <herd/with_timeout.hpp>

@@ -20,7 +20,7 @@ namespace herd {
 struct run_options {
   /// Stop the program(s) with their stop policy after this long; the operation then
   /// completes with `errc::timed_out` and the final status (reason `timed_out`).
-  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<std::chrono::milliseconds> timeout{};
   /// Treat an unsuccessful exit as an error: `errc::child_exited` (non-zero code) or
   /// `errc::child_killed` (signal). The result is delivered either way.
   bool check = false;

@@ -5,10 +5,18 @@
 #include <cstdint>
 #include <ctime>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <vector>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 namespace herd::detail {
 
@@ -56,6 +64,89 @@ bool exit_status_from_pidfd(int pidfd, int& wait_status) noexcept {
   if (::ioctl(pidfd, pidfd_get_info, &info) != 0 || (info.mask & pidfd_info_exit) == 0) return false;
   wait_status = info.exit_code;
   return true;
+}
+
+std::optional<exit_status> reap(int pid, int pidfd, bool block, bool keep_descendants, exit_reason reason) noexcept {
+  if (block) {
+    // Asio makes pidfds non-blocking, and waitid(P_PIDFD) honours that.
+    const int flags = ::fcntl(pidfd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK) != 0) ::fcntl(pidfd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  siginfo_t info{};
+  const int peek = WEXITED | WNOWAIT | __WALL | (block ? 0 : WNOHANG);
+  int result;
+  while ((result = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, peek)) != 0 &&
+         errno == EINTR) {
+  }
+  if (result != 0) {
+    // Someone else reaped it: SIGCHLD set to SIG_IGN (the kernel auto-reaps), or a waitpid(-1)
+    // elsewhere. Its group may be gone and its pid reused, so no group kill now.
+    int wait_status = 0;
+    if (!exit_status_from_pidfd(pidfd, wait_status)) return exit_status::exited(255, reason);
+    if (WIFSIGNALED(wait_status)) return exit_status::signaled(WTERMSIG(wait_status), WCOREDUMP(wait_status), reason);
+    return exit_status::exited(WEXITSTATUS(wait_status), reason);
+  }
+  if (info.si_pid == 0) return std::nullopt;
+  if (!keep_descendants) ::kill(-pid, SIGKILL);
+  siginfo_t ignored{};
+  ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &ignored, WEXITED | WNOHANG | __WALL);
+  return exit_status::from_siginfo(info.si_code, info.si_status, reason);
+}
+
+void signal_group(int pid, int pidfd, int signo) noexcept {
+  if (::getpgid(pid) != pid) send_signal_by_pidfd(pidfd, signo);
+  ::kill(-pid, signo);
+}
+
+exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_reason reason) noexcept {
+  if (auto ended = reap(pid, pidfd, false, false, exit_reason::normal)) return *ended;
+  signal_group(pid, pidfd, policy.signal);
+  if (policy.signal != SIGKILL) {
+    pollfd readable{pidfd, POLLIN, 0};
+    const auto grace = static_cast<int>(policy.grace.count());
+    while (::poll(&readable, 1, grace) < 0 && errno == EINTR) {
+    }
+    if (auto ended = reap(pid, pidfd, false, false, reason)) return *ended;
+    signal_group(pid, pidfd, SIGKILL);
+  }
+  return *reap(pid, pidfd, true, false, reason);
+}
+
+namespace {
+// Never destroyed: destructors of static objects may still close pipes at exit.
+std::vector<int>& exclusions() {
+  static auto* fds = new std::vector<int>;
+  return *fds;
+}
+}  // namespace
+
+std::mutex& fork_lock() noexcept {
+  static auto* lock = new std::mutex;
+  return *lock;
+}
+
+void exclude_from_forks(int fd) noexcept {
+  std::lock_guard guard(fork_lock());
+  try {
+    exclusions().push_back(fd);
+  } catch (...) {
+    // Out of memory: the descriptor stays inheritable, which only delays an end of file.
+  }
+}
+
+void include_in_forks(int fd) noexcept {
+  std::lock_guard guard(fork_lock());
+  auto& fds = exclusions();
+  for (auto it = fds.begin(); it != fds.end(); ++it)
+    if (*it == fd) {
+      fds.erase(it);
+      return;
+    }
+}
+
+void close_fork_exclusions_in_child() noexcept {
+  for (int fd : exclusions()) ::close(fd);
+  exclusions().clear();
 }
 
 int move_above_stdio(int fd) noexcept {

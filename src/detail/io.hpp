@@ -2,11 +2,15 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/exit_status.hpp>
+#include <herd/stop_policy.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/post.hpp>
 
 #include <cstddef>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 namespace herd::detail {
@@ -28,6 +32,30 @@ int send_signal_by_pidfd(int pidfd, int signo) noexcept;
 /// The wait status of a process that someone else reaped, kept by the kernel for holders of its
 /// pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15). False if the kernel cannot tell.
 bool exit_status_from_pidfd(int pidfd, int& wait_status) noexcept;
+
+/// Reaps the child `pid` behind `pidfd` if it has ended — or, with `block`, once it ends — and
+/// returns its status; empty if it still runs. While the ended child is an unreaped zombie its
+/// pid (so its process group id) cannot be reused, so what it left in its group is killed then,
+/// unless `keep_descendants`. A status someone else took is recovered from the pidfd where the
+/// kernel keeps it (Linux 6.15+), else reported as exited(255). The one place herd reaps.
+std::optional<exit_status> reap(int pid, int pidfd, bool block, bool keep_descendants, exit_reason reason) noexcept;
+
+/// Stops a child without an event loop — `signal` to its group, up to `grace`, then SIGKILL —
+/// and reaps it. For the parent's exit, when executors may be gone.
+exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_reason reason) noexcept;
+
+/// Signals a child once: its group while it still leads it, else it by pidfd and its old group.
+void signal_group(int pid, int pidfd, int signo) noexcept;
+
+/// Descriptors a forked function child must not keep: the parent's ends of other children's
+/// stdio pipes (a fork child holding a stdin pipe's write end would keep that program from
+/// ever reading end of file). Guarded by herd's fork lock.
+void exclude_from_forks(int fd) noexcept;
+void include_in_forks(int fd) noexcept;
+/// In a fork child: closes every excluded descriptor and forgets them.
+void close_fork_exclusions_in_child() noexcept;
+/// Held across fork() so that no herd registry is half-updated in the child.
+std::mutex& fork_lock() noexcept;
 
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.

@@ -2,6 +2,8 @@
 
 #include "io.hpp"
 
+#include <herd/error.hpp>
+
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -15,27 +17,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace herd::detail {
 namespace {
 
-bool wait_readable(int fd, std::optional<std::chrono::milliseconds> timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
-  for (;;) {
-    int wait_ms = -1;
-    if (timeout) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      wait_ms = static_cast<int>(std::max<std::int64_t>(0, left.count()));
-    }
-    pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, wait_ms);
-    if (n > 0) return true;
-    if (n == 0) return false;
-    if (errno != EINTR) return false;
+// Waits until `fd` or `extra` (if >= 0) is readable, or `wait_ms` passed (-1: forever).
+// Returns whether `extra` is readable.
+bool wait_readable(int fd, int extra, int wait_ms) noexcept {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {extra, POLLIN, 0}};
+  while (::poll(fds, extra >= 0 ? 2 : 1, wait_ms) < 0 && errno == EINTR) {
   }
+  return extra >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
 }  // namespace
@@ -56,54 +47,26 @@ process_core::process_core(const asio::any_io_executor& ex, std::string child_na
 }
 
 process_core::~process_core() {
-  if (status || !pidfd.is_open()) return;
+  if (status || released_ || !pidfd.is_open()) return;
   signal_group(SIGKILL);
-  // Asio made the pidfd non-blocking, and waitid() honours that: block for this one wait.
-  const int fd = pidfd.native_handle();
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  siginfo_t info{};
-  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | __WALL) < 0 &&
-         errno == EINTR) {
-  }
+  reap(pid, pidfd.native_handle(), true, keep_descendants, exit_reason::stopped);
 }
 
 std::string process_core::describe() const { return "'" + name + "' (pid " + std::to_string(pid) + ")"; }
 
 void process_core::signal_group(int signo) noexcept {
-  if (status || !pidfd.is_open()) return;
-  // Each process once: the group while the leader still leads it (its pid cannot be reused
-  // before herd reaps it); a leader that left its group (setsid) by pidfd, and the group too.
-  if (::getpgid(pid) != pid) send_signal_by_pidfd(pidfd.native_handle(), signo);
-  ::kill(-pid, signo);
+  if (status || released_ || !pidfd.is_open()) return;
+  detail::signal_group(pid, pidfd.native_handle(), signo);
 }
 
 bool process_core::try_reap() {
-  if (status) return true;
-  siginfo_t info{};
-  const int fd = pidfd.native_handle();
-  const exit_reason reason = stopping_ ? stop_reason_ : exit_reason::normal;
-  // Look first, reap second: while the leader is an unreaped zombie its pid (and so its
-  // process group id) cannot be reused, so killing the group's leftovers is safe.
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) !=
-      0) {
-    // Someone else reaped it: SIGCHLD set to SIG_IGN (the kernel auto-reaps), or a waitpid(-1)
-    // elsewhere. Its group may be gone and its pid reused, so no group kill now. Linux 6.15+
-    // still tells the exit status to pidfd holders; older kernels lose it.
-    int wait_status = 0;
-    if (!exit_status_from_pidfd(fd, wait_status))
-      reaped(exit_status::exited(255, reason));
-    else if (WIFSIGNALED(wait_status))
-      reaped(exit_status::signaled(WTERMSIG(wait_status), WCOREDUMP(wait_status), reason));
-    else
-      reaped(exit_status::exited(WEXITSTATUS(wait_status), reason));
+  if (status || released_) return true;
+  if (auto ended = reap(pid, pidfd.native_handle(), false, keep_descendants,
+                        stopping_ ? stop_reason_ : exit_reason::normal)) {
+    reaped(*ended);
     return true;
   }
-  if (info.si_pid == 0) return false;
-  if (!keep_descendants) ::kill(-pid, SIGKILL);
-  siginfo_t ignored{};
-  ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &ignored, WEXITED | WNOHANG | __WALL);
-  reaped(exit_status::from_siginfo(info.si_code, info.si_status, reason));
-  return true;
+  return false;
 }
 
 void process_core::reaped(exit_status final_status) {
@@ -118,33 +81,37 @@ void process_core::reaped(exit_status final_status) {
 bool process_core::join_blocking(std::optional<std::chrono::milliseconds> timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
   while (!try_reap()) {
-    std::optional<std::chrono::milliseconds> left;
+    int wait_ms = -1;
     if (timeout) {
-      left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left->count() <= 0) return false;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      wait_ms = static_cast<int>(left.count());
     }
-    // Readable once the child has ended; a spurious wake-up just loops.
-    if (!wait_readable(pidfd.native_handle(), left) && timeout && std::chrono::steady_clock::now() >= deadline)
-      return false;
+    // The pidfd is readable once the child has ended; a spurious wake-up just loops.
+    if (wait_readable(pidfd.native_handle(), extra_poll_fd(), wait_ms)) on_extra_readable();
   }
   complete_waiters();
   return true;
 }
 
-void process_core::stop_blocking(exit_reason reason) {
-  if (status) return;
-  if (!stopping_) {
-    stopping_ = true;
-    stop_reason_ = reason;
-    if (policy.close_stdin && in) in->close();
-    signal_group(policy.signal);
-  }
-  if (policy.signal != SIGKILL && join_blocking(policy.grace)) return;
-  signal_group(SIGKILL);
-  join_blocking(std::nullopt);
+void process_core::finish_at_exit(bool stop) noexcept {
+  if (status || released_ || !pidfd.is_open()) return;
+  const int fd = pidfd.native_handle();
+  status = stop ? stop_and_reap(pid, fd, policy, exit_reason::parent_stopping)
+                : *reap(pid, fd, true, keep_descendants, exit_reason::normal);
+}
+
+int process_core::release_pidfd() noexcept {
+  if (status || released_ || !pidfd.is_open()) return -1;
+  released_ = true;
+  retry_timer_.cancel();
+  grace_timer_.cancel();
+  return pidfd.release();
 }
 
 void process_core::wait(wait_handler handler) {
+  if (released_ && !status)
+    return post_completion(executor, std::move(handler), error_code(errc::not_running), exit_status());
   if (status || try_reap()) return post_completion(executor, std::move(handler), error_code(), *status);
   auto slot = asio::get_associated_cancellation_slot(handler);
   const std::uint64_t id = next_waiter_id_++;
@@ -174,6 +141,7 @@ void process_core::watch() {
   watching_ = true;
   pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code) {
     self->watching_ = false;
+    if (self->released_) return;
     if (self->try_reap()) return self->complete_waiters();
     // Readable but not reapable yet (a tracer holds the zombie), or the wait failed: look
     // again shortly rather than spin or give up.

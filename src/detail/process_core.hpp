@@ -46,8 +46,12 @@ struct process_core : std::enable_shared_from_this<process_core> {
   /// Blocks until the child has ended (or `timeout` passed; forever without one) and reaps it,
   /// for code without a running event loop. Waiters are completed through the executor.
   bool join_blocking(std::optional<std::chrono::milliseconds> timeout);
-  /// Stops the child with the stop policy, blocking, then reaps it (at exit, for daemons).
-  void stop_blocking(exit_reason reason);
+  /// At the parent's exit, when executors may be gone: stops (stop policy) or joins the child
+  /// with plain system calls and records its status; no timer, no post.
+  void finish_at_exit(bool stop) noexcept;
+  /// Gives up the pidfd (returned, or -1 if the child has ended): herd's detach(). Waits then
+  /// complete with errc::not_running; the destructor leaves the child alone.
+  int release_pidfd() noexcept;
   /// "'sleep 100' (pid 42)"
   std::string describe() const;
 
@@ -65,6 +69,10 @@ struct process_core : std::enable_shared_from_this<process_core> {
  protected:
   /// Called once, right after the child was reaped.
   virtual void on_reaped() {}
+  /// A descriptor join_blocking() also watches while it waits (a function child's outcome
+  /// channel, which must be read or the child blocks writing it), and what to do when ready.
+  virtual int extra_poll_fd() { return -1; }
+  virtual void on_extra_readable() {}
 
  private:
   void watch();
@@ -78,6 +86,7 @@ struct process_core : std::enable_shared_from_this<process_core> {
   };
 
   bool stopping_ = false;
+  bool released_ = false;
   exit_reason stop_reason_ = exit_reason::normal;
   timer grace_timer_;
   timer retry_timer_;

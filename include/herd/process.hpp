@@ -1,0 +1,400 @@
+/// @file herd/process.hpp
+/// Functions in child processes: Python's `multiprocessing.Process`, awaitable.
+///
+/// `herd::start(ex, f, args...)` forks and runs `f(args...)` in the child; the parent gets a
+/// `herd::process<R>` at once and awaits its end (`async_join`) or its return value
+/// (`async_result`). The child works on a copy of the parent's memory (fork), so `f`, its
+/// arguments and its captures need no encoding; only the result travels back, through
+/// `herd::codec`.
+#pragma once
+
+#include <herd/codec.hpp>
+#include <herd/command.hpp>
+#include <herd/config.hpp>
+#include <herd/error.hpp>
+#include <herd/exit_status.hpp>
+#include <herd/stop_policy.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+namespace herd {
+
+class scope;
+
+/// How to start a function child (Python's `Process(name=…, daemon=…)` and more).
+struct process_options {
+  /// For messages and `this_process::name()` in the child; default "process-N".
+  std::string name{};
+  /// A daemon is stopped (stop policy) when the parent exits normally, may not start children
+  /// of its own, and dies with the parent like every child.
+  bool daemon = false;
+  /// How herd stops it: terminate(), async_stop(), destruction of a running handle, scopes.
+  stop_policy stop{};
+  /// The child's standard streams: inherited when unset (so its output shows up like
+  /// Python's); `stdio::null()`, `file()` and `fd()` also work.
+  stdio std_in{}, std_out{}, std_err{};
+  /// Environment variables the child sets before it runs the function.
+  std::vector<std::pair<std::string, std::string>> env{};
+  /// SIGKILL the child if the parent dies (PR_SET_PDEATHSIG). Default: true.
+  bool die_with_parent = true;
+};
+
+namespace detail {
+
+struct function_process;
+
+/// Where the child writes its outcome (the status channel to the parent).
+class result_sink {
+ public:
+  explicit result_sink(int fd) noexcept : fd_(fd) {}
+  /// The function returned: `bytes` is its encoded result (empty for void).
+  void send_value(std::string_view bytes);
+
+ private:
+  int fd_;
+};
+
+/// A non-owning reference to the code a child runs; it lives on the parent's stack frame of
+/// `start`, which the forked child has a copy of.
+class child_body {
+ public:
+  template <typename Body>
+  explicit child_body(Body& body) noexcept
+      : object_(&body), call_([](void* object, result_sink& sink) { (*static_cast<Body*>(object))(sink); }) {}
+  void operator()(result_sink& sink) const { call_(object_, sink); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, result_sink&);
+};
+
+/// Forks. In the parent, returns the new child's state; in the child, runs `body`, reports its
+/// outcome (value or exception), flushes stdio and leaves with `_exit`: it never returns there.
+std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
+                                               std::string function, child_body body);
+
+/// Runs a coroutine to completion on a fresh io_context of the child's own.
+void run_awaitable(asio::awaitable<void> body);
+
+/// A readable name for what a child runs (demangled; a function pointer's symbol if known).
+std::string describe_function(const std::type_info& type, const void* function_address);
+
+template <typename T>
+struct awaitable_traits {
+  static constexpr bool is_awaitable = false;
+};
+template <typename T, typename Executor>
+struct awaitable_traits<asio::awaitable<T, Executor>> {
+  static constexpr bool is_awaitable = true;
+  using type = T;
+};
+
+template <typename Result>
+struct result_signature {
+  using type = void(std::exception_ptr, Result);
+};
+template <>
+struct result_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
+// f(args...) when that is valid, else f.run(args...) (Python's Process subclass overriding run()).
+template <typename F, typename... Args>
+decltype(auto) call(F& f, Args&... args) {
+  if constexpr (std::is_invocable_v<F&, Args&...>)
+    return std::invoke(f, args...);
+  else
+    return f.run(args...);
+}
+
+template <typename F, typename... Args>
+concept startable = std::is_invocable_v<F&, Args&...> || requires(F& f, Args&... args) { f.run(args...); };
+
+template <typename F, typename... Args>
+using call_result_t = decltype(call(std::declval<F&>(), std::declval<Args&>()...));
+
+template <typename F, typename... Args>
+struct result_of_start {
+  using raw = call_result_t<F, Args...>;
+  using type = std::decay_t<typename std::conditional_t<awaitable_traits<raw>::is_awaitable, awaitable_traits<raw>,
+                                                        std::type_identity<raw>>::type>;
+};
+template <typename F>
+const void* function_address(const F& f) noexcept {
+  if constexpr (std::is_function_v<F>)
+    return reinterpret_cast<const void*>(&f);
+  else if constexpr (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>)
+    return reinterpret_cast<const void*>(f);
+  else
+    return nullptr;
+}
+
+// The child's side of start(): call, then send the encoded result.
+template <typename Result, typename F, typename... Args>
+void run_in_child(result_sink& sink, F& f, Args&... args) {
+  using raw = call_result_t<F, Args...>;
+  if constexpr (awaitable_traits<raw>::is_awaitable) {
+    if constexpr (std::is_void_v<Result>) {
+      run_awaitable(call(f, args...));
+      sink.send_value({});
+    } else {
+      std::optional<Result> out;
+      run_awaitable([](raw work, std::optional<Result>& into) -> asio::awaitable<void> {
+        into.emplace(co_await std::move(work));
+      }(call(f, args...), out));
+      sink.send_value(herd::encode(*out));
+    }
+  } else if constexpr (std::is_void_v<Result>) {
+    call(f, args...);
+    sink.send_value({});
+  } else {
+    sink.send_value(herd::encode(static_cast<const Result&>(call(f, args...))));
+  }
+}
+
+void async_join_erased(const std::shared_ptr<function_process>& state,
+                       asio::any_completion_handler<void(error_code, exit_status)> handler);
+void async_stop_erased(const std::shared_ptr<function_process>& state,
+                       asio::any_completion_handler<void(error_code, exit_status)> handler);
+void async_outcome_erased(const std::shared_ptr<function_process>& state,
+                          asio::any_completion_handler<void(std::exception_ptr, std::string)> handler);
+/// For a reaped child: its encoded result in `bytes`, or what went wrong.
+std::exception_ptr outcome_of(const function_process& state, std::string& bytes);
+
+}  // namespace detail
+
+/// What every function child's handle offers, whatever it returns.
+///
+/// Destroying a handle whose child still runs stops the child with its stop policy in the
+/// background (on its executor) and reaps it; `detach()` lets it run on instead. No path leaves
+/// a zombie: if the executor never runs again, the last internal reference kills and reaps.
+///
+/// @par Thread safety
+///   Distinct objects: safe. Shared objects: unsafe.
+class process_base {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  process_base(process_base&&) noexcept = default;
+  process_base& operator=(process_base&& other) noexcept;
+  ~process_base();
+
+  executor_type get_executor() const noexcept;
+  /// False for a moved-from or detached handle.
+  bool valid() const noexcept { return state_ != nullptr; }
+  int pid() const noexcept;
+  const std::string& name() const noexcept;
+  bool daemon() const noexcept;
+  /// What the child runs, for messages ("work(int)", a lambda's type, …).
+  const std::string& function() const noexcept;
+
+  /// True until the child has ended. Polls without blocking (Python's is_alive()).
+  bool is_alive();
+  /// Python's `exitcode`: empty while running, the exit code, or minus the signal number.
+  std::optional<int> exit_code() const noexcept;
+  /// The final status, once the child has ended and been reaped.
+  std::optional<exit_status> status() const noexcept;
+
+  /// Waits for the child to end (Python's join()).
+  /// @par Completion signature `void(error_code, exit_status)`.
+  /// @par Cancellation terminal, partial, total: stops waiting; the child is untouched and a
+  ///   later join still works.
+  template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
+  auto async_join(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, exit_status)>(
+        [state = state_](auto handler) { detail::async_join_erased(state, std::move(handler)); }, token);
+  }
+
+  /// Stops the child with its stop policy and completes with its final status.
+  /// @par Completion signature `void(error_code, exit_status)`.
+  /// @par Cancellation terminal, partial, total: stops waiting; the stop goes on.
+  template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
+  auto async_stop(Token&& token = {}) {
+    return asio::async_initiate<Token, void(error_code, exit_status)>(
+        [state = state_](auto handler) { detail::async_stop_erased(state, std::move(handler)); }, token);
+  }
+
+  /// Blocks until the child has ended, for code without a running event loop (a child's body,
+  /// a plain main). Throws `errc::not_running` on an empty handle.
+  exit_status join();
+  /// Blocks at most `timeout`; empty if the child still runs.
+  std::optional<exit_status> join(std::chrono::milliseconds timeout);
+
+  /// Starts the stop policy and returns at once (Python's terminate(), but graded).
+  void terminate();
+  /// SIGKILL to the child's process group.
+  void kill();
+  /// SIGINT to the child's process group.
+  void interrupt();
+  /// Any signal to the child's process group.
+  void signal(int signo);
+  /// Lets the child run on without this handle: herd reaps it when it ends; at the parent's
+  /// normal exit it is joined (stopped, if it is a daemon).
+  void detach() noexcept;
+
+ protected:
+  explicit process_base(std::shared_ptr<detail::function_process> state) noexcept;
+  std::shared_ptr<detail::function_process> state_;
+
+ private:
+  friend class scope;
+};
+
+/// A function child returning `Result` (`void` if it returns nothing).
+template <typename Result = void>
+class process : public process_base {
+  static_assert(std::is_void_v<Result> || std::is_default_constructible_v<Result>,
+                "herd::process: the function's result type must be default-constructible");
+
+ public:
+  using result_type = Result;
+  using result_signature = typename detail::result_signature<Result>::type;
+
+  explicit process(std::shared_ptr<detail::function_process> state) noexcept : process_base(std::move(state)) {}
+
+  /// Waits for the child to end; `co_await p.async_result()` yields what its function returned
+  /// or throws the most telling exception: `herd::child_error` (the child threw: type, what(),
+  /// pid, function), `system_error` with `errc::child_killed` or `errc::child_exited` (it died or
+  /// exited before returning; the message says how), `errc::bad_message` (undecodable result),
+  /// or `operation_aborted` if the wait was cancelled.
+  /// @par Cancellation terminal, partial, total: stops waiting; the child is untouched.
+  asio::awaitable<Result> async_result() const { return await_result(state_, get_executor()); }
+
+  /// The same with a completion token. The failure comes first as an `std::exception_ptr`
+  /// (like co_spawn's), so the rich exception survives: use callbacks, `asio::as_tuple(…)` or
+  /// `asio::use_future`. (Asio 1.26 cannot `co_await` an `(exception_ptr, T)` operation through
+  /// `deferred` or `use_awaitable`; the overload without a token is the awaitable one.)
+  /// @par Completion signature `void(std::exception_ptr, Result)` (`void(std::exception_ptr)` for void).
+  template <asio::completion_token_for<result_signature> Token>
+  auto async_result(Token&& token) const {
+    return initiate_result(state_, get_executor(), std::forward<Token>(token));
+  }
+
+  /// Blocks until the child has ended and returns its result, or throws what async_result()
+  /// would deliver.
+  Result result() {
+    join();
+    std::string bytes;
+    if (std::exception_ptr error = detail::outcome_of(*state_, bytes)) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<Result>) return herd::decode<Result>(bytes);
+  }
+
+ private:
+  template <typename Token>
+  static auto initiate_result(std::shared_ptr<detail::function_process> state, executor_type ex, Token&& token) {
+    return asio::async_initiate<Token, result_signature>(
+        [](auto handler, std::shared_ptr<detail::function_process> s, executor_type e) {
+          auto handler_executor = asio::get_associated_executor(handler, e);
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          detail::async_outcome_erased(
+              s, asio::bind_cancellation_slot(
+                     slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](
+                                                                     std::exception_ptr error, std::string bytes) mutable {
+                       deliver(std::move(handler), error, bytes);
+                     })));
+        },
+        token, std::move(state), std::move(ex));
+  }
+
+  static asio::awaitable<Result> await_result(std::shared_ptr<detail::function_process> state, executor_type ex) {
+    auto outcome = co_await initiate_result(std::move(state), std::move(ex), asio::as_tuple(asio::use_awaitable));
+    if (std::exception_ptr error = std::get<0>(outcome)) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<Result>) co_return std::move(std::get<1>(outcome));
+  }
+
+  template <typename Handler>
+  static void deliver(Handler&& handler, std::exception_ptr error, const std::string& bytes) {
+    if constexpr (std::is_void_v<Result>) {
+      std::move(handler)(error);
+    } else {
+      if (error) return std::move(handler)(error, Result{});
+      std::optional<Result> value;
+      try {
+        value.emplace(herd::decode<Result>(bytes));
+      } catch (...) {
+        return std::move(handler)(std::current_exception(), Result{});
+      }
+      std::move(handler)(std::exception_ptr(), std::move(*value));
+    }
+  }
+};
+
+/// The type `start(ex, f, args...)` returns.
+template <typename F, typename... Args>
+using process_for = process<typename detail::result_of_start<std::decay_t<F>, std::decay_t<Args>...>::type>;
+
+/// Starts `f(args...)` — or `f.run(args...)` for a class with a run() member — in a new child
+/// process (fork) and returns its handle at once; the parent's event loop never blocks.
+///
+/// `f` may return a value (any type herd::codec encodes; it comes back through async_result),
+/// throw (rethrown as child_error), or be a coroutine returning `asio::awaitable<T>`, which then
+/// runs on a fresh io_context of the child's own. The child resets every signal disposition to
+/// default and empties its signal mask, leads its own process group, gets PR_SET_PDEATHSIG,
+/// never touches the parent's io_context, and leaves with `_exit` after flushing stdio (so the
+/// parent's destructors and atexit handlers never run twice). The parent flushes its own stdio
+/// before forking, so buffered text is not printed twice.
+///
+/// Throws `boost::system::system_error`: `errc::daemon_cannot_start_children` in a daemon,
+/// `errc::bad_stdio` for unusable stdio options, `errc::spawn_failed` if fork fails.
+template <typename F, typename... Args>
+  requires detail::startable<std::decay_t<F>, std::decay_t<Args>...>
+process_for<F, Args...> start(const asio::any_io_executor& ex, const process_options& options, F&& f,
+                              Args&&... args) {
+  using result = typename process_for<F, Args...>::result_type;
+  static_assert(std::is_void_v<result> || encodable<result>,
+                "herd::start: the function's result cannot travel back to the parent (see herd/codec.hpp)");
+  // The child runs this on its copy of this very stack frame.
+  auto body = [&](detail::result_sink& sink) { detail::run_in_child<result>(sink, f, args...); };
+  auto state = detail::fork_process(ex, options, detail::describe_function(typeid(f), detail::function_address(f)),
+                                    detail::child_body(body));
+  return process_for<F, Args...>(std::move(state));
+}
+
+/// start() with default options.
+template <typename F, typename... Args>
+  requires detail::startable<std::decay_t<F>, std::decay_t<Args>...>
+process_for<F, Args...> start(const asio::any_io_executor& ex, F&& f, Args&&... args) {
+  return herd::start(ex, process_options{}, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// The calling process, as herd sees it (Python's os.getpid(), current_process()).
+namespace this_process {
+int pid() noexcept;
+int ppid() noexcept;
+/// "main" in the original process; the name given to start() in a child.
+const std::string& name() noexcept;
+bool is_daemon() noexcept;
+}  // namespace this_process
+
+/// A running function child of this process.
+struct child_info {
+  int pid;
+  std::string name;
+  bool daemon;
+};
+
+/// The function children of this process that are still running (Python's active_children()).
+std::vector<child_info> active_children();
+
+/// The CPUs this process may run on (its affinity mask), like `len(os.sched_getaffinity(0))`.
+unsigned cpu_count() noexcept;
+
+}  // namespace herd

@@ -1,0 +1,570 @@
+#include <herd/process.hpp>
+
+#include "detail/function_process.hpp"
+#include "detail/io.hpp"
+#include "detail/unique_fd.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <iostream>
+#include <mutex>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace herd {
+namespace detail {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// This process, and the function children it started (for atexit and active_children()).
+
+struct process_identity {
+  std::string name = "main";
+  bool daemon = false;
+};
+
+// Never destroyed: the atexit handler below and late destructors still use them.
+process_identity& identity() {
+  static auto* self = new process_identity;
+  return *self;
+}
+
+// A detached child: herd only needs to reap it (or, at exit, stop or join it), which plain
+// system calls do without any executor.
+struct detached_child {
+  pid_t pid;
+  int pidfd;  // owned
+  bool daemon;
+  stop_policy policy;
+  std::string name;
+};
+
+struct child_registry {
+  pid_t owner = 0;  // a plain fork() copies the registry; the copy is not the copier's
+  std::vector<std::weak_ptr<function_process>> children;
+  std::vector<detached_child> detached;
+};
+
+// The function children of this process. Guarded by fork_lock(); never destroyed (the atexit
+// handler and late destructors use it).
+child_registry& registry() {
+  static auto* self = new child_registry;
+  if (self->owner != ::getpid()) {
+    self->children.clear();
+    self->detached.clear();  // their descriptors were the original's, closed by exec or not ours
+    self->owner = ::getpid();
+  }
+  return *self;
+}
+
+std::atomic<unsigned> next_process_number{0};
+
+// Reaps detached children that have ended, as Python reaps finished processes whenever a new
+// one starts or active_children() is asked. Called with fork_lock() held.
+void reap_finished_detached() {
+  auto& detached = registry().detached;
+  std::erase_if(detached, [](const detached_child& c) {
+    if (!reap(c.pid, c.pidfd, false, false, exit_reason::normal)) return false;
+    ::close(c.pidfd);
+    return true;
+  });
+}
+
+// At a normal exit, as Python does: daemons are stopped, other children still running are
+// joined. (A crash kills them all through PR_SET_PDEATHSIG.) Executors may be gone by now, so
+// this uses plain system calls only.
+void finish_children_at_exit() {
+  std::vector<std::shared_ptr<function_process>> alive;
+  std::vector<detached_child> detached;
+  {
+    std::lock_guard guard(fork_lock());
+    for (auto& weak : registry().children)
+      if (auto child = weak.lock()) alive.push_back(std::move(child));
+    registry().children.clear();
+    detached.swap(registry().detached);
+  }
+  for (auto& child : alive) child->finish_at_exit(child->daemon);
+  for (auto& c : detached) {
+    if (c.daemon)
+      stop_and_reap(c.pid, c.pidfd, c.policy, exit_reason::parent_stopping);
+    else
+      reap(c.pid, c.pidfd, true, false, exit_reason::normal);
+    ::close(c.pidfd);
+  }
+}
+
+void remember(const std::shared_ptr<function_process>& child) {
+  static std::once_flag at_exit;
+  std::call_once(at_exit, [] { std::atexit(finish_children_at_exit); });
+  std::lock_guard guard(fork_lock());
+  auto& children = registry().children;
+  std::erase_if(children, [](const auto& weak) {
+    auto child = weak.lock();
+    return !child || child->status;
+  });
+  children.push_back(child);
+  reap_finished_detached();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child's side of fork_process.
+
+void write_all(int fd, const char* data, std::size_t size) noexcept {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // the parent is gone; nobody will read this
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void flush_stdio() noexcept {
+  try {
+    std::cout.flush();
+    std::clog.flush();
+    std::cerr.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+}
+
+std::string current_exception_type() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  return type ? describe_function(*type, nullptr) : std::string("unknown exception");
+}
+
+void send_exception(int fd) noexcept {
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    std::string message;
+    std::string type = current_exception_type();
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "(not derived from std::exception)";
+    }
+    std::string record = "E";
+    const auto length = static_cast<std::uint32_t>(type.size());
+    record.append(reinterpret_cast<const char*>(&length), sizeof length);
+    record += type;
+    record += message;
+    write_all(fd, record.data(), record.size());
+  } catch (...) {
+    write_all(fd, "E", 1);
+  }
+}
+
+void reset_signals_in_child() noexcept {
+  // Handlers belong to the parent: an asio::signal_set handler writes to the parent's
+  // self-pipe, so the child's SIGTERM would stop the parent.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  for (int signo = 1; signo < NSIG; ++signo)
+    if (signo != SIGKILL && signo != SIGSTOP) ::sigaction(signo, &default_action, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Returns an empty string, or what is wrong with `s` for stream `target`.
+std::string check_stdio(int target, const stdio& s) {
+  switch (s.type()) {
+    case stdio::kind::unset:
+    case stdio::kind::inherit:
+    case stdio::kind::null:
+    case stdio::kind::file:
+      return {};
+    case stdio::kind::fd:
+      if (::fcntl(s.descriptor(), F_GETFD) < 0) return "descriptor " + std::to_string(s.descriptor()) + " is not open";
+      return {};
+    default:
+      return std::string("a function child's ") + (target == 0 ? "stdin" : target == 1 ? "stdout" : "stderr") +
+             " can be inherit(), null(), file() or fd()";
+  }
+}
+
+bool apply_stdio_in_child(int target, const stdio& s) noexcept {
+  int fd = -1;
+  switch (s.type()) {
+    case stdio::kind::null:
+      fd = ::open("/dev/null", target == 0 ? O_RDONLY : O_WRONLY);
+      break;
+    case stdio::kind::file:
+      fd = ::open(s.path().c_str(), target == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | (s.append() ? O_APPEND : O_TRUNC)),
+                  0666);
+      break;
+    case stdio::kind::fd:
+      return s.descriptor() == target || ::dup2(s.descriptor(), target) == target;
+    default:
+      return true;
+  }
+  if (fd < 0) return false;
+  const bool ok = fd == target || ::dup2(fd, target) == target;
+  if (fd != target) ::close(fd);
+  return ok;
+}
+
+[[noreturn]] void run_child(const process_options& options, const std::string& name, pid_t parent, int channel,
+                            child_body body) noexcept {
+  // The registries describe the parent's children, not ours; its lock was held across fork.
+  registry();
+  close_fork_exclusions_in_child();
+  fork_lock().unlock();
+
+  reset_signals_in_child();
+  ::setpgid(0, 0);
+  if (options.die_with_parent) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);  // the parent died before the flag was set
+  }
+  const stdio* streams[3] = {&options.std_in, &options.std_out, &options.std_err};
+  for (int target = 0; target < 3; ++target)
+    if (!apply_stdio_in_child(target, *streams[target])) ::_exit(1);
+  for (const auto& [key, value] : options.env) ::setenv(key.c_str(), value.c_str(), 1);
+
+  identity().name = name;
+  identity().daemon = options.daemon;
+
+  int code = 0;
+  try {
+    result_sink sink(channel);
+    body(sink);
+  } catch (...) {
+    send_exception(channel);
+    code = 1;  // Python's exit code for an exception in run()
+  }
+  flush_stdio();
+  ::_exit(code);
+}
+
+}  // namespace
+
+void result_sink::send_value(std::string_view bytes) {
+  // The parent may have stopped listening (a detached child): EPIPE, not death by SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::string record = "R";
+  record += bytes;
+  write_all(fd_, record.data(), record.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// fork_process: the parent's side.
+
+std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
+                                               std::string function, child_body body) {
+  if (identity().daemon)
+    throw boost::system::system_error(errc::daemon_cannot_start_children,
+                                      "herd: process '" + identity().name + "' is a daemon and cannot start '" +
+                                          function + "'");
+  const stdio* streams[3] = {&options.std_in, &options.std_out, &options.std_err};
+  for (int target = 0; target < 3; ++target)
+    if (std::string problem = check_stdio(target, *streams[target]); !problem.empty())
+      throw boost::system::system_error(errc::bad_stdio, "herd: cannot start " + function + ": " + problem);
+
+  const std::string name =
+      options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': pipe: " + std::strerror(errno));
+  unique_fd channel_read(move_above_stdio(fds[0])), channel_write(move_above_stdio(fds[1]));
+
+  // Text the parent buffered must not be printed again by the child.
+  flush_stdio();
+
+  // If SIGCHLD is ignored, the kernel reaps a child that ends before the parent holds its
+  // pidfd; then the child waits for the parent's word before it runs anything.
+  struct sigaction sigchld {};
+  ::sigaction(SIGCHLD, nullptr, &sigchld);
+  const bool auto_reaped = sigchld.sa_handler == SIG_IGN || (sigchld.sa_flags & SA_NOCLDWAIT) != 0;
+  unique_fd go_read, go_write;
+  if (auto_reaped) {
+    int go[2];
+    if (::pipe2(go, O_CLOEXEC) == 0) {
+      go_read.reset(go[0]);
+      go_write.reset(go[1]);
+    }
+  }
+
+  const pid_t parent = ::getpid();
+  std::unique_lock lock(fork_lock());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    channel_read.reset();
+    go_write.reset();
+    if (go_read) {
+      char go;
+      while (::read(go_read.get(), &go, 1) < 0 && errno == EINTR) {
+      }
+      go_read.reset();
+    }
+    const int channel = channel_write.release();
+    lock.release();  // run_child unlocks: the mutex object is our copy
+    run_child(options, name, parent, channel, body);
+  }
+  lock.unlock();
+  const int fork_error = errno;
+  channel_write.reset();
+  go_read.reset();
+  if (pid < 0)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': fork: " + std::strerror(fork_error));
+
+  ::setpgid(pid, pid);  // also in the parent, so that a signal sent right away reaches the group
+  unique_fd pidfd(open_pidfd(pid));
+  go_write.reset();  // the child may run now
+  if (!pidfd) {
+    const int error = errno;
+    ::kill(pid, SIGKILL);
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot watch '" + name + "' (pid " + std::to_string(pid) +
+                                          "): pidfd_open: " + std::strerror(error));
+  }
+
+  std::shared_ptr<function_process> child;
+  try {
+    child = std::make_shared<function_process>(ex, name, pid, pidfd, options, std::move(function), channel_read.get());
+    channel_read.release();
+  } catch (...) {
+    ::kill(-pid, SIGKILL);
+    siginfo_t info{};
+    ::waitid(static_cast<idtype_t>(3 /* P_PIDFD */), static_cast<id_t>(pidfd.get()), &info, WEXITED | __WALL);
+    throw;
+  }
+  child->read_channel();
+  remember(child);
+  return child;
+}
+
+void run_awaitable(asio::awaitable<void> body) {
+  asio::io_context io;
+  std::exception_ptr failure;
+  asio::co_spawn(io, std::move(body), [&](std::exception_ptr e) { failure = e; });
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::string describe_function(const std::type_info& type, const void* function_address) {
+  if (function_address != nullptr) {
+    Dl_info info{};
+    if (::dladdr(function_address, &info) != 0 && info.dli_sname != nullptr &&
+        info.dli_saddr == function_address) {
+      int ok = -1;
+      char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &ok);
+      std::string symbol = ok == 0 ? demangled : info.dli_sname;
+      std::free(demangled);
+      return symbol;
+    }
+  }
+  int ok = -1;
+  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &ok);
+  std::string readable = ok == 0 ? demangled : type.name();
+  std::free(demangled);
+  return readable;
+}
+
+std::exception_ptr outcome_of(const function_process& state, std::string& bytes) {
+  const std::string& got = state.received;
+  const std::string who = "herd: process '" + state.name + "' (pid " + std::to_string(state.pid) + ", running " +
+                          state.function + ")";
+  if (!got.empty() && got[0] == 'R') {
+    bytes.assign(got, 1, std::string::npos);
+    return nullptr;
+  }
+  if (!got.empty() && got[0] == 'E') {
+    std::uint32_t length = 0;
+    if (got.size() >= 1 + sizeof length) {
+      std::memcpy(&length, got.data() + 1, sizeof length);
+      if (got.size() >= 1 + sizeof length + length) {
+        const std::size_t message_at = 1 + sizeof length + length;
+        return std::make_exception_ptr(child_error(got.substr(1 + sizeof length, length), got.substr(message_at),
+                                                   state.pid, state.name, state.function));
+      }
+    }
+    return std::make_exception_ptr(child_error("unknown exception", "(its description was lost)", state.pid,
+                                               state.name, state.function));
+  }
+  const exit_status status = state.status.value_or(exit_status());
+  if (!got.empty())
+    return std::make_exception_ptr(boost::system::system_error(errc::bad_message, who + " sent an unreadable outcome"));
+  if (status.signaled())
+    return std::make_exception_ptr(
+        boost::system::system_error(errc::child_killed, who + " ended without a result: " + status.to_string()));
+  return std::make_exception_ptr(
+      boost::system::system_error(errc::child_exited, who + " ended without a result: " + status.to_string()));
+}
+
+void async_join_erased(const std::shared_ptr<function_process>& state,
+                       asio::any_completion_handler<void(error_code, exit_status)> handler) {
+  state->wait(std::move(handler));
+}
+
+void async_stop_erased(const std::shared_ptr<function_process>& state,
+                       asio::any_completion_handler<void(error_code, exit_status)> handler) {
+  state->begin_stop(exit_reason::stopped);
+  state->wait(std::move(handler));
+}
+
+void async_outcome_erased(const std::shared_ptr<function_process>& state,
+                          asio::any_completion_handler<void(std::exception_ptr, std::string)> handler) {
+  // The slot of `handler` reaches the wait: cancelling stops waiting, nothing else.
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  auto handler_executor = asio::get_associated_executor(handler, state->executor);
+  state->wait(asio::bind_cancellation_slot(
+      slot, asio::bind_executor(handler_executor, [state, handler = std::move(handler)](error_code ec,
+                                                                                          exit_status) mutable {
+        if (ec) return std::move(handler)(std::make_exception_ptr(boost::system::system_error(ec)), std::string());
+        std::string bytes;
+        std::exception_ptr error = outcome_of(*state, bytes);
+        std::move(handler)(error, std::move(bytes));
+      })));
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// process_base
+
+namespace {
+[[noreturn]] void throw_empty() {
+  throw boost::system::system_error(errc::not_running, "herd::process: the handle is empty (moved from or detached)");
+}
+}  // namespace
+
+process_base::process_base(std::shared_ptr<detail::function_process> state) noexcept : state_(std::move(state)) {}
+
+process_base& process_base::operator=(process_base&& other) noexcept {
+  if (this != &other) {
+    process_base discarded(std::move(*this));
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+process_base::~process_base() {
+  if (!state_ || state_->status || state_->try_reap()) return;
+  state_->begin_stop(exit_reason::stopped);
+}
+
+process_base::executor_type process_base::get_executor() const noexcept {
+  return state_ ? state_->executor : executor_type();
+}
+int process_base::pid() const noexcept { return state_ ? state_->pid : -1; }
+
+const std::string& process_base::name() const noexcept {
+  static const std::string none;
+  return state_ ? state_->name : none;
+}
+
+bool process_base::daemon() const noexcept { return state_ && state_->daemon; }
+
+const std::string& process_base::function() const noexcept {
+  static const std::string none;
+  return state_ ? state_->function : none;
+}
+
+bool process_base::is_alive() { return state_ && !state_->try_reap(); }
+
+std::optional<int> process_base::exit_code() const noexcept {
+  if (!state_ || !state_->status) return std::nullopt;
+  return state_->status->python_exitcode();
+}
+
+std::optional<exit_status> process_base::status() const noexcept {
+  return state_ ? state_->status : std::nullopt;
+}
+
+exit_status process_base::join() {
+  if (!state_) throw_empty();
+  state_->join_blocking(std::nullopt);
+  return *state_->status;
+}
+
+std::optional<exit_status> process_base::join(std::chrono::milliseconds timeout) {
+  if (!state_) throw_empty();
+  if (!state_->join_blocking(timeout)) return std::nullopt;
+  return state_->status;
+}
+
+void process_base::terminate() {
+  if (state_) state_->begin_stop(exit_reason::stopped);
+}
+void process_base::kill() { signal(SIGKILL); }
+void process_base::interrupt() { signal(SIGINT); }
+void process_base::signal(int signo) {
+  if (state_) state_->signal_group(signo);
+}
+
+void process_base::detach() noexcept {
+  if (!state_) return;
+  // herd keeps only what plain system calls need: the pid and the pidfd. No executor is involved,
+  // so the child may outlive this handle's io_context.
+  if (!state_->try_reap()) {
+    const int pidfd = state_->release_pidfd();
+    if (pidfd >= 0) {
+      std::lock_guard guard(detail::fork_lock());
+      try {
+        detail::registry().detached.push_back(
+            detail::detached_child{state_->pid, pidfd, state_->daemon, state_->policy, state_->name});
+      } catch (...) {
+        ::close(pidfd);  // out of memory: the child will be a zombie until this process ends
+      }
+    }
+  }
+  state_->close_channel();
+  state_.reset();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace this_process {
+int pid() noexcept { return ::getpid(); }
+int ppid() noexcept { return ::getppid(); }
+const std::string& name() noexcept { return detail::identity().name; }
+bool is_daemon() noexcept { return detail::identity().daemon; }
+}  // namespace this_process
+
+std::vector<child_info> active_children() {
+  std::vector<std::shared_ptr<detail::function_process>> children;
+  std::vector<child_info> running;
+  {
+    std::lock_guard guard(detail::fork_lock());
+    for (auto& weak : detail::registry().children)
+      if (auto child = weak.lock()) children.push_back(std::move(child));
+    detail::reap_finished_detached();
+    for (const auto& c : detail::registry().detached) running.push_back(child_info{c.pid, c.name, c.daemon});
+  }
+  for (auto& child : children)
+    if (!child->try_reap()) running.push_back(child_info{child->pid, child->name, child->daemon});
+  return running;
+}
+
+unsigned cpu_count() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<unsigned>(online) : 1u;
+}
+
+}  // namespace herd
