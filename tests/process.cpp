@@ -477,14 +477,14 @@ TEST_SUITE("process") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       asio::signal_set signals(ex, SIGTERM);
-      bool parent_signalled = false;
-      signals.async_wait([&](herd::error_code ec, int) { parent_signalled = !ec; });
+      auto parent_signalled = std::make_shared<bool>(false);  // the handler outlives this frame
+      signals.async_wait([parent_signalled](herd::error_code ec, int) { *parent_signalled = !ec; });
       auto p = herd::start(ex, [] { std::raise(SIGTERM); });
       auto status = co_await p.async_join();
       CHECK(status.signal() == SIGTERM);  // the child died of it: its disposition was reset
       asio::steady_timer settle(ex, 100ms);
       co_await settle.async_wait(asio::deferred);
-      CHECK_FALSE(parent_signalled);
+      CHECK_FALSE(*parent_signalled);
       signals.cancel();
     });
   }
