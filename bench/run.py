@@ -32,6 +32,8 @@ f.update(run([os.path.join(bench, "bench_spawn"), "200"]))
 f.update(run([sys.executable, os.path.join(python_dir, "spawn.py"), "200"]))
 f.update(run([os.path.join(bench, "bench_read_stdout")]))
 f.update(run([sys.executable, os.path.join(python_dir, "read_stdout.py"), os.path.join(bench, "bench_producer")]))
+f.update(run([os.path.join(bench, "bench_process")]))
+f.update(run([sys.executable, os.path.join(python_dir, "process.py")]))
 
 
 def ratio(a, b):
@@ -45,6 +47,8 @@ rows = [
     ("200 MiB parent / empty parent (herd)", ratio("herd_child_async_wait_200mib", "herd_child_async_wait"), "~1"),
     ("Python asyncio spawn / herd spawn", ratio("python_asyncio_spawn_wait", "herd_child_async_wait"), "> 1"),
     ("read 100 MiB stdout: herd / Python asyncio", ratio("herd_async_run_capture_100mib", "python_asyncio_communicate_100mib"), ">= 2"),
+    ("function child start+join: Python fork / herd", ratio("python_process_fork_start_join", "herd_start_join"), ">= 5"),
+    ("function child start+join: herd / raw fork", ratio("herd_start_join", "raw_fork_exit_waitpid"), "<= 1.5"),
 ]
 print("\nsummary")
 for name, value, target in rows:

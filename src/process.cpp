@@ -20,6 +20,7 @@
 #include <mutex>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,14 +33,23 @@ namespace {
 // This process, and the function children it started (for atexit and active_children()).
 
 struct process_identity {
-  std::string name = "main";
+  // In a child, the name string of fork_process's frame in its copy of the parent's stack, which
+  // never unwinds there: pointing to it writes no page.
+  const std::string* name = nullptr;
   bool daemon = false;
 };
+
 
 // Never destroyed: the atexit handler below and late destructors still use them.
 process_identity& identity() {
   static auto* self = new process_identity;
   return *self;
+}
+
+const std::string& identity_name() {
+  static const std::string main_name = "main";
+  const std::string* name = identity().name;
+  return name ? *name : main_name;
 }
 
 // A detached child: herd only needs to reap it (or, at exit, stop or join it), which plain
@@ -122,9 +132,38 @@ void remember(const std::shared_ptr<function_process>& child) {
 // ---------------------------------------------------------------------------------------------
 // The child's side of fork_process.
 
+// The child's own steps use system calls directly: a libc function the parent never called is
+// bound lazily, and the dynamic linker's lookup would run again in every child (measured: it was
+// a visible part of a start).
+struct kernel_sigaction {
+  unsigned long handler;  // first on every architecture; the rest zero: no flags, empty mask
+  unsigned long rest[3];
+};
+
+void set_disposition(int signo, unsigned long handler) noexcept {
+  const kernel_sigaction action{handler, {0, 0, 0}};
+  ::syscall(SYS_rt_sigaction, signo, &action, nullptr, 8);
+}
+
+void reset_signals_in_child() noexcept {
+  // Handlers belong to the parent: an asio::signal_set handler writes to the parent's
+  // self-pipe, so the child's SIGTERM would stop the parent.
+  for (int signo = 1; signo < 65; ++signo)
+    if (signo != SIGKILL && signo != SIGSTOP) set_disposition(signo, reinterpret_cast<unsigned long>(SIG_DFL));
+  const unsigned long none = 0;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, 8);
+}
+
+void ignore_sigpipe() noexcept { set_disposition(SIGPIPE, reinterpret_cast<unsigned long>(SIG_IGN)); }
+
+[[noreturn]] void exit_child(int code) noexcept {
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
 void write_all(int fd, const char* data, std::size_t size) noexcept {
   while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
+    const ssize_t n = static_cast<ssize_t>(::syscall(SYS_write, fd, data, size));
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // the parent is gone; nobody will read this
@@ -150,7 +189,7 @@ std::string current_exception_type() {
 }
 
 void send_exception(int fd) noexcept {
-  std::signal(SIGPIPE, SIG_IGN);
+  ignore_sigpipe();
   try {
     std::string message;
     std::string type = current_exception_type();
@@ -170,19 +209,6 @@ void send_exception(int fd) noexcept {
   } catch (...) {
     write_all(fd, "E", 1);
   }
-}
-
-void reset_signals_in_child() noexcept {
-  // Handlers belong to the parent: an asio::signal_set handler writes to the parent's
-  // self-pipe, so the child's SIGTERM would stop the parent.
-  struct sigaction default_action {};
-  default_action.sa_handler = SIG_DFL;
-  sigemptyset(&default_action.sa_mask);
-  for (int signo = 1; signo < NSIG; ++signo)
-    if (signo != SIGKILL && signo != SIGSTOP) ::sigaction(signo, &default_action, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 // Returns an empty string, or what is wrong with `s` for stream `target`.
@@ -225,23 +251,23 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
 
 [[noreturn]] void run_child(const process_options& options, const std::string& name, pid_t parent, int channel,
                             child_body body) noexcept {
-  // The registries describe the parent's children, not ours; its lock was held across fork.
-  registry();
+  // The registries describe the parent's children, not ours (they notice by pid when next
+  // used); the lock was held across fork.
   close_fork_exclusions_in_child();
   fork_lock().unlock();
 
   reset_signals_in_child();
-  ::setpgid(0, 0);
+  ::syscall(SYS_setpgid, 0, 0);
   if (options.die_with_parent) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);  // the parent died before the flag was set
+    ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::syscall(SYS_getppid) != parent) exit_child(1);  // the parent died before the flag was set
   }
   const stdio* streams[3] = {&options.std_in, &options.std_out, &options.std_err};
   for (int target = 0; target < 3; ++target)
-    if (!apply_stdio_in_child(target, *streams[target])) ::_exit(1);
+    if (!apply_stdio_in_child(target, *streams[target])) exit_child(1);
   for (const auto& [key, value] : options.env) ::setenv(key.c_str(), value.c_str(), 1);
 
-  identity().name = name;
+  identity().name = &name;
   identity().daemon = options.daemon;
 
   int code = 0;
@@ -253,32 +279,34 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
     code = 1;  // Python's exit code for an exception in run()
   }
   flush_stdio();
-  ::_exit(code);
+  exit_child(code);
 }
 
 }  // namespace
 
 void result_sink::send_value(std::string_view bytes) {
   // The parent may have stopped listening (a detached child): EPIPE, not death by SIGPIPE.
-  std::signal(SIGPIPE, SIG_IGN);
-  std::string record = "R";
-  record += bytes;
-  write_all(fd_, record.data(), record.size());
+  ignore_sigpipe();
+  write_all(fd_, "R", 1);
+  write_all(fd_, bytes.data(), bytes.size());
 }
 
 // ---------------------------------------------------------------------------------------------
 // fork_process: the parent's side.
 
 std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
-                                               std::string function, child_body body) {
+                                               const std::type_info& function_type, const void* function_address,
+                                               child_body body) {
   if (identity().daemon)
     throw boost::system::system_error(errc::daemon_cannot_start_children,
-                                      "herd: process '" + identity().name + "' is a daemon and cannot start '" +
-                                          function + "'");
+                                      "herd: process '" + identity_name() + "' is a daemon and cannot start '" +
+                                          describe_function(function_type, function_address) + "'");
   const stdio* streams[3] = {&options.std_in, &options.std_out, &options.std_err};
   for (int target = 0; target < 3; ++target)
     if (std::string problem = check_stdio(target, *streams[target]); !problem.empty())
-      throw boost::system::system_error(errc::bad_stdio, "herd: cannot start " + function + ": " + problem);
+      throw boost::system::system_error(errc::bad_stdio, "herd: cannot start " +
+                                                             describe_function(function_type, function_address) +
+                                                             ": " + problem);
 
   const std::string name =
       options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
@@ -306,11 +334,20 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
     }
   }
 
+  // Everything the parent needs is allocated and registered before the fork: after it, every
+  // page the parent writes is copied while the child still shares it.
+  auto child = std::make_shared<function_process>(ex, name, options, function_type, function_address,
+                                                  channel_read.get());
+  channel_read.release();
+  child->read_channel();
+  remember(child);
+
   const pid_t parent = ::getpid();
+  (void)identity();  // initialized here, not in every child (a first use in a child writes pages)
   std::unique_lock lock(fork_lock());
   const pid_t pid = ::fork();
   if (pid == 0) {
-    channel_read.reset();
+    ::close(child->channel.native_handle());  // the parent's end (its copy here is never used)
     go_write.reset();
     if (go_read) {
       char go;
@@ -326,9 +363,11 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   const int fork_error = errno;
   channel_write.reset();
   go_read.reset();
-  if (pid < 0)
+  if (pid < 0) {
+    child->close_channel();
     throw boost::system::system_error(errc::spawn_failed,
                                       "herd: cannot start '" + name + "': fork: " + std::strerror(fork_error));
+  }
 
   ::setpgid(pid, pid);  // also in the parent, so that a signal sent right away reaches the group
   unique_fd pidfd(open_pidfd(pid));
@@ -336,23 +375,21 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   if (!pidfd) {
     const int error = errno;
     ::kill(pid, SIGKILL);
+    child->close_channel();
     throw boost::system::system_error(errc::spawn_failed,
                                       "herd: cannot watch '" + name + "' (pid " + std::to_string(pid) +
                                           "): pidfd_open: " + std::strerror(error));
   }
 
-  std::shared_ptr<function_process> child;
   try {
-    child = std::make_shared<function_process>(ex, name, pid, pidfd, options, std::move(function), channel_read.get());
-    channel_read.release();
+    child->attach(pid, pidfd);
   } catch (...) {
+    // Nobody watches it: stop and reap it before reporting the failure.
     ::kill(-pid, SIGKILL);
-    siginfo_t info{};
-    ::waitid(static_cast<idtype_t>(3 /* P_PIDFD */), static_cast<id_t>(pidfd.get()), &info, WEXITED | __WALL);
+    reap(pid, pidfd.get(), true, false, exit_reason::stopped);
+    child->close_channel();
     throw;
   }
-  child->read_channel();
-  remember(child);
   return child;
 }
 
@@ -386,7 +423,7 @@ std::string describe_function(const std::type_info& type, const void* function_a
 std::exception_ptr outcome_of(const function_process& state, std::string& bytes) {
   const std::string& got = state.received;
   const std::string who = "herd: process '" + state.name + "' (pid " + std::to_string(state.pid) + ", running " +
-                          state.function + ")";
+                          state.function() + ")";
   if (!got.empty() && got[0] == 'R') {
     bytes.assign(got, 1, std::string::npos);
     return nullptr;
@@ -398,11 +435,11 @@ std::exception_ptr outcome_of(const function_process& state, std::string& bytes)
       if (got.size() >= 1 + sizeof length + length) {
         const std::size_t message_at = 1 + sizeof length + length;
         return std::make_exception_ptr(child_error(got.substr(1 + sizeof length, length), got.substr(message_at),
-                                                   state.pid, state.name, state.function));
+                                                   state.pid, state.name, state.function()));
       }
     }
     return std::make_exception_ptr(child_error("unknown exception", "(its description was lost)", state.pid,
-                                               state.name, state.function));
+                                               state.name, state.function()));
   }
   const exit_status status = state.status.value_or(exit_status());
   if (!got.empty())
@@ -480,7 +517,7 @@ bool process_base::daemon() const noexcept { return state_ && state_->daemon; }
 
 const std::string& process_base::function() const noexcept {
   static const std::string none;
-  return state_ ? state_->function : none;
+  return state_ ? state_->function() : none;
 }
 
 bool process_base::is_alive() { return state_ && !state_->try_reap(); }
@@ -540,7 +577,7 @@ void process_base::detach() noexcept {
 namespace this_process {
 int pid() noexcept { return ::getpid(); }
 int ppid() noexcept { return ::getppid(); }
-const std::string& name() noexcept { return detail::identity().name; }
+const std::string& name() noexcept { return detail::identity_name(); }
 bool is_daemon() noexcept { return detail::identity().daemon; }
 }  // namespace this_process
 
@@ -555,7 +592,7 @@ std::vector<child_info> active_children() {
     for (const auto& c : detail::registry().detached) running.push_back(child_info{c.pid, c.name, c.daemon});
   }
   for (auto& child : children)
-    if (!child->try_reap()) running.push_back(child_info{child->pid, child->name, child->daemon});
+    if (child->pid != 0 && !child->try_reap()) running.push_back(child_info{child->pid, child->name, child->daemon});
   return running;
 }
 

@@ -88,8 +88,11 @@ class child_body {
 
 /// Forks. In the parent, returns the new child's state; in the child, runs `body`, reports its
 /// outcome (value or exception), flushes stdio and leaves with `_exit`: it never returns there.
+/// `function_type` and `function_address` name what the child runs, for messages (described
+/// only when a message needs it: demangling costs more than a fork's bookkeeping).
 std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
-                                               std::string function, child_body body);
+                                               const std::type_info& function_type, const void* function_address,
+                                               child_body body);
 
 /// Runs a coroutine to completion on a fresh io_context of the child's own.
 void run_awaitable(asio::awaitable<void> body);
@@ -363,8 +366,7 @@ process_for<F, Args...> start(const asio::any_io_executor& ex, const process_opt
                 "herd::start: the function's result cannot travel back to the parent (see herd/codec.hpp)");
   // The child runs this on its copy of this very stack frame.
   auto body = [&](detail::result_sink& sink) { detail::run_in_child<result>(sink, f, args...); };
-  auto state = detail::fork_process(ex, options, detail::describe_function(typeid(f), detail::function_address(f)),
-                                    detail::child_body(body));
+  auto state = detail::fork_process(ex, options, typeid(f), detail::function_address(f), detail::child_body(body));
   return process_for<F, Args...>(std::move(state));
 }
 

@@ -7,15 +7,20 @@
 #include "process_core.hpp"
 
 #include <cerrno>
+#include <optional>
+#include <string>
+#include <typeinfo>
 #include <unistd.h>
 
 namespace herd::detail {
 
 struct function_process : process_core {
-  function_process(const asio::any_io_executor& ex, std::string name, int pid, unique_fd& pidfd,
-                   const process_options& options, std::string function_name, int channel_fd)
-      : process_core(ex, std::move(name), pid, pidfd, options.stop, false),
-        function(std::move(function_name)),
+  // Prepared before the fork; attach() it to the child afterwards.
+  function_process(const asio::any_io_executor& ex, std::string name, const process_options& options,
+                   const std::type_info& function_type, const void* function_address, int channel_fd)
+      : process_core(ex, std::move(name), options.stop, false),
+        function_type(&function_type),
+        function_address(function_address),
         daemon(options.daemon),
         channel(ex, channel_fd) {
     error_code ignored;
@@ -65,7 +70,15 @@ struct function_process : process_core {
   int extra_poll_fd() override { return channel.is_open() ? channel.native_handle() : -1; }
   void on_extra_readable() override { drain_channel(); }
 
-  std::string function;
+  /// What the child runs, described on first use.
+  const std::string& function() const {
+    if (!function_description) function_description = describe_function(*function_type, function_address);
+    return *function_description;
+  }
+
+  const std::type_info* function_type;
+  const void* function_address;
+  mutable std::optional<std::string> function_description;
   bool daemon;
   asio::posix::stream_descriptor channel;
   std::string received;

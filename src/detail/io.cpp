@@ -113,15 +113,32 @@ exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_re
 }
 
 namespace {
-// Never destroyed: destructors of static objects may still close pipes at exit.
+// Never destroyed: destructors of static objects may still close pipes at exit. A forked child
+// finds the list stale by its owner's pid and starts afresh, without writing to it at fork
+// time (every page a fresh child writes costs a copy).
+struct exclusion_list {
+  pid_t owner = 0;
+  std::vector<int> fds;
+};
+
+exclusion_list& exclusion_state() {
+  static auto* list = new exclusion_list;
+  return *list;
+}
+
 std::vector<int>& exclusions() {
-  static auto* fds = new std::vector<int>;
-  return *fds;
+  auto& list = exclusion_state();
+  if (list.owner != ::getpid()) {
+    list.fds.clear();
+    list.owner = ::getpid();
+  }
+  return list.fds;
 }
 }  // namespace
 
 std::mutex& fork_lock() noexcept {
-  static auto* lock = new std::mutex;
+  // The exclusion list is created with it, in the parent: a child's first use would allocate.
+  static auto* lock = (exclusion_state(), new std::mutex);
   return *lock;
 }
 
@@ -145,8 +162,7 @@ void include_in_forks(int fd) noexcept {
 }
 
 void close_fork_exclusions_in_child() noexcept {
-  for (int fd : exclusions()) ::close(fd);
-  exclusions().clear();
+  for (int fd : exclusion_state().fds) ::close(fd);  // the parent's list; read only
 }
 
 int move_above_stdio(int fd) noexcept {

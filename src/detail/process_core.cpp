@@ -33,17 +33,23 @@ bool wait_readable(int fd, int extra, int wait_ms) noexcept {
 
 process_core::process_core(const asio::any_io_executor& ex, std::string child_name, int child_pid,
                            unique_fd& child_pidfd, const stop_policy& stop, bool keep)
+    : process_core(ex, std::move(child_name), stop, keep) {
+  attach(child_pid, child_pidfd);
+}
+
+process_core::process_core(const asio::any_io_executor& ex, std::string child_name, const stop_policy& stop, bool keep)
     : executor(ex),
       name(std::move(child_name)),
-      pid(child_pid),
       pidfd(ex),
       policy(stop),
       keep_descendants(keep),
       grace_timer_(ex),
-      retry_timer_(ex) {
-  // Last, so that the caller still owns the pidfd (and reaps the child) if anything throws.
-  pidfd.assign(child_pidfd.get());
+      retry_timer_(ex) {}
+
+void process_core::attach(int child_pid, unique_fd& child_pidfd) {
+  pidfd.assign(child_pidfd.get());  // may throw: then the caller still owns the pidfd
   child_pidfd.release();
+  pid = child_pid;
 }
 
 process_core::~process_core() {

@@ -30,6 +30,11 @@ struct process_core : std::enable_shared_from_this<process_core> {
   /// Takes `pidfd` from its owner only once nothing can throw any more.
   process_core(const asio::any_io_executor& ex, std::string name, int pid, unique_fd& pidfd, const stop_policy& policy,
                bool keep_descendants);
+  /// Not yet attached to a process (a fork prepares its state before forking: allocations made
+  /// after fork() would copy pages the child still shares).
+  process_core(const asio::any_io_executor& ex, std::string name, const stop_policy& policy, bool keep_descendants);
+  /// Watches `pid` from now on. Takes `pidfd` from its owner only if this does not throw.
+  void attach(int pid, unique_fd& pidfd);
   process_core(const process_core&) = delete;
   process_core& operator=(const process_core&) = delete;
   /// Not reaped yet (the executor stopped running): SIGKILL and reap now, never a zombie.
@@ -57,7 +62,7 @@ struct process_core : std::enable_shared_from_this<process_core> {
 
   asio::any_io_executor executor;
   std::string name;
-  int pid;
+  int pid = 0;
   asio::posix::stream_descriptor pidfd;
   std::optional<pipe_writer> in;
   std::optional<pipe_reader> out;
