@@ -49,11 +49,13 @@ struct celsius {  // a user's own codec: stored as tenths of a degree
 
 }  // namespace
 
+// [snippet:custom-codec]
 template <>
 struct herd::codec<celsius> {
   static void encode(encoder& e, const celsius& c) { e.value(static_cast<std::int32_t>(c.degrees * 10)); }
   static celsius decode(decoder& d) { return celsius{d.value<std::int32_t>() / 10.0}; }
 };
+// [/snippet]
 
 namespace {
 template <typename T>
