@@ -185,7 +185,8 @@ struct read_some_op {
       if (self->buffered() > 0 || buffer.size() == 0 || !self->stream.is_open()) {
         ec = !self->stream.is_open() && self->buffered() == 0 ? error_code(asio::error::bad_descriptor) : error_code();
         transferred = self->take_into(buffer);
-        return asio::post(self->stream.get_executor(), asio::append(std::move(op), ec, transferred));
+        const auto ex = self->stream.get_executor();  // before `op` (which holds `self`) moves
+        return asio::post(ex, asio::append(std::move(op), ec, transferred));
       }
       return self->stream.async_read_some(buffer, std::move(op));
     }
@@ -251,7 +252,8 @@ struct read_all_op {
       captured = detail::capture_buffer(self->take_all());
       if (!self->stream.is_open() || self->at_eof) {
         ec = self->at_eof ? error_code(asio::error::eof) : error_code(asio::error::bad_descriptor);
-        return asio::post(self->stream.get_executor(), asio::append(std::move(op), ec, std::size_t(0)));
+        const auto ex = self->stream.get_executor();  // before `op` (which holds `self`) moves
+        return asio::post(ex, asio::append(std::move(op), ec, std::size_t(0)));
       }
     } else {
       captured.commit(transferred);

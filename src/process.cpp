@@ -1,6 +1,8 @@
 #include <herd/process.hpp>
 
 #include "detail/function_process.hpp"
+
+#include <herd/detail/channel.hpp>
 #include "detail/io.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -278,6 +280,7 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
     send_exception(channel);
     code = 1;  // Python's exit code for an exception in run()
   }
+  flush_all_channels();  // what the function put leaves with it
   flush_stdio();
   exit_child(code);
 }
@@ -317,8 +320,10 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
                                       "herd: cannot start '" + name + "': pipe: " + std::strerror(errno));
   unique_fd channel_read(move_above_stdio(fds[0])), channel_write(move_above_stdio(fds[1]));
 
-  // Text the parent buffered must not be printed again by the child.
+  // Text the parent buffered must not be printed again by the child, nor messages it packed
+  // sent twice.
   flush_stdio();
+  flush_all_channels();
 
   // If SIGCHLD is ignored, the kernel reaps a child that ends before the parent holds its
   // pidfd; then the child waits for the parent's word before it runs anything.
@@ -453,6 +458,7 @@ std::exception_ptr outcome_of(const function_process& state, std::string& bytes)
 
 void async_join_erased(const std::shared_ptr<function_process>& state,
                        asio::any_completion_handler<void(error_code, exit_status)> handler) {
+  flush_all_channels();  // the child may be waiting for what this process packed
   state->wait(std::move(handler));
 }
 
@@ -464,6 +470,7 @@ void async_stop_erased(const std::shared_ptr<function_process>& state,
 
 void async_outcome_erased(const std::shared_ptr<function_process>& state,
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler) {
+  flush_all_channels();
   // The slot of `handler` reaches the wait: cancelling stops waiting, nothing else.
   auto slot = asio::get_associated_cancellation_slot(handler);
   auto handler_executor = asio::get_associated_executor(handler, state->executor);
@@ -533,12 +540,14 @@ std::optional<exit_status> process_base::status() const noexcept {
 
 exit_status process_base::join() {
   if (!state_) throw_empty();
+  detail::flush_all_channels();
   state_->join_blocking(std::nullopt);
   return *state_->status;
 }
 
 std::optional<exit_status> process_base::join(std::chrono::milliseconds timeout) {
   if (!state_) throw_empty();
+  detail::flush_all_channels();
   if (!state_->join_blocking(timeout)) return std::nullopt;
   return state_->status;
 }

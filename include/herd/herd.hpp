@@ -8,8 +8,10 @@
 #include <herd/config.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
+#include <herd/pipe.hpp>
 #include <herd/pipe_stream.hpp>
 #include <herd/process.hpp>
+#include <herd/queue.hpp>
 #include <herd/run.hpp>
 #include <herd/scope.hpp>
 #include <herd/stop_policy.hpp>

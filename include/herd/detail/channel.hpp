@@ -1,0 +1,85 @@
+// The byte-level core of herd's channels (queue, joinable_queue, pipe connections), compiled in
+// src/channel.cpp; the typed templates in queue.hpp and pipe.hpp encode and decode around it.
+#pragma once
+
+#include <herd/config.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace herd {
+
+/// Options of a channel (queue or pipe).
+struct channel_options {
+  /// Queues: at most this many messages in flight (put waits when full); 0 is unbounded.
+  std::size_t maxsize = 0;
+  /// A backlogged blocking sender packs up to this many small messages into one packet; 1
+  /// sends every message alone. Larger values raise throughput and let one receiver take more
+  /// of a backlog at once (at most this many messages wait in a receiver's process).
+  std::size_t batch = 16;
+  /// Messages too large for a packet travel through a shared slab of this many slots…
+  std::size_t slab_slots = 4;
+  /// …each this large; larger messages (or all slots busy) go through a memfd.
+  std::size_t slab_slot_size = std::size_t(2) << 20;
+};
+
+namespace detail {
+
+/// One end of a channel as this process sees it: where it sends, where it receives, and the
+/// memory shared by every process that holds the channel. Thread safety: as herd's I/O objects.
+class channel : public std::enable_shared_from_this<channel> {
+ public:
+  struct state;
+
+  static std::shared_ptr<channel> make_queue(const channel_options& options, bool joinable);
+  /// Two connected ends. Not duplex: the first only receives, the second only sends.
+  static std::array<std::shared_ptr<channel>, 2> make_pipe(bool duplex, const channel_options& options);
+
+  explicit channel(std::unique_ptr<state> s);
+  ~channel();
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+
+  /// Blocking (or, without `block`, immediate: errc::would_block) sends and receives, with an
+  /// optional timeout (errc::timed_out).
+  error_code send(std::string&& bytes, std::optional<std::chrono::milliseconds> timeout, bool block);
+  error_code receive(std::string& out, std::optional<std::chrono::milliseconds> timeout, bool block);
+
+  /// `home` is the executor this process's waits run on (the first one wins per process).
+  void async_send(const asio::any_io_executor& home, std::string bytes,
+                  asio::any_completion_handler<void(error_code)> handler);
+  void async_receive(const asio::any_io_executor& home,
+                     asio::any_completion_handler<void(error_code, std::string)> handler);
+
+  /// Sends what a blocking sender has packed but not sent yet.
+  error_code flush() noexcept;
+  /// Queues: closes the channel for every process (receivers drain, then errc::closed;
+  /// senders get errc::closed). Pipe ends: closes this process's end.
+  void close() noexcept;
+  bool is_closed() const noexcept;
+  /// Messages put and not yet taken, for queues.
+  std::optional<std::size_t> size() const noexcept;
+
+  // joinable_queue
+  error_code task_done() noexcept;
+  error_code join(std::optional<std::chrono::milliseconds> timeout);
+  void async_join(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler);
+
+  state& get_state() noexcept { return *state_; }
+
+ private:
+  std::unique_ptr<state> state_;
+};
+
+/// Sends every batch this process has packed but not sent. herd calls it before any wait it
+/// offers, before fork and at exit, so a packed message never waits for a sender that waits.
+void flush_all_channels() noexcept;
+
+}  // namespace detail
+}  // namespace herd

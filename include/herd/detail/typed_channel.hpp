@@ -1,0 +1,109 @@
+// What queue<T> and connection<T> share: encoding values for a channel and decoding them in a
+// completion that keeps the caller's executor and cancellation slot.
+#pragma once
+
+#include <herd/codec.hpp>
+#include <herd/config.hpp>
+#include <herd/detail/channel.hpp>
+#include <herd/error.hpp>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace herd::detail {
+
+template <typename T>
+void check_message_type() {
+  static_assert(encodable<T>,
+                "herd: this message type cannot travel between processes (see herd/codec.hpp: make it trivially "
+                "copyable, an aggregate, cereal-serializable, or specialize herd::codec<T>)");
+  static_assert(std::is_default_constructible_v<T>, "herd: message types must be default-constructible");
+}
+
+[[noreturn]] void throw_channel_error(error_code ec, const char* operation);
+
+/// A channel end plus its home executor; the typed operations of queues and connections.
+template <typename T>
+class typed_channel {
+ public:
+  using executor_type = asio::any_io_executor;
+  using value_type = T;
+
+  typed_channel(executor_type ex, std::shared_ptr<channel> ch) : executor_(std::move(ex)), channel_(std::move(ch)) {
+    check_message_type<T>();
+  }
+
+  executor_type get_executor() const noexcept { return executor_; }
+
+  template <asio::completion_token_for<void(error_code)> Token>
+  auto send_async(const T& value, Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [](auto handler, std::shared_ptr<channel> ch, executor_type ex, std::string bytes) {
+          asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          ch->async_send(home, std::move(bytes), std::move(handler));
+        },
+        token, channel_, executor_, herd::encode(value));
+  }
+
+  template <asio::completion_token_for<void(error_code, T)> Token>
+  auto receive_async(Token&& token) {
+    return asio::async_initiate<Token, void(error_code, T)>(
+        [](auto handler, std::shared_ptr<channel> ch, executor_type ex) {
+          asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          ch->async_receive(home, asio::bind_cancellation_slot(
+                                      slot, asio::bind_executor(home, [handler = std::move(handler)](
+                                                                          error_code ec, std::string bytes) mutable {
+                                        deliver(std::move(handler), ec, bytes);
+                                      })));
+        },
+        token, channel_, executor_);
+  }
+
+  error_code send_blocking(const T& value, std::optional<std::chrono::milliseconds> timeout, bool block) {
+    return channel_->send(herd::encode(value), timeout, block);
+  }
+
+  /// On an error `out` is untouched; an undecodable message is errc::bad_message (it is gone,
+  /// the channel is fine).
+  error_code receive_blocking(T& out, std::optional<std::chrono::milliseconds> timeout, bool block) {
+    std::string bytes;
+    if (error_code ec = channel_->receive(bytes, timeout, block)) return ec;
+    try {
+      out = herd::decode<T>(bytes);
+    } catch (const boost::system::system_error& e) {
+      return e.code();
+    }
+    return {};
+  }
+
+  channel& core() const noexcept { return *channel_; }
+  const std::shared_ptr<channel>& core_ptr() const noexcept { return channel_; }
+
+ private:
+  template <typename Handler>
+  static void deliver(Handler&& handler, error_code ec, const std::string& bytes) {
+    if (ec) return std::move(handler)(ec, T{});
+    std::optional<T> value;
+    try {
+      value.emplace(herd::decode<T>(bytes));
+    } catch (const boost::system::system_error& e) {
+      return std::move(handler)(e.code(), T{});
+    }
+    std::move(handler)(error_code(), std::move(*value));
+  }
+
+  executor_type executor_;
+  std::shared_ptr<channel> channel_;
+};
+
+}  // namespace herd::detail

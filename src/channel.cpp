@@ -1,0 +1,961 @@
+// herd's channels: an AF_UNIX SOCK_SEQPACKET socketpair shared by every process that holds the
+// channel (one send is one packet, delivered whole to exactly one receiver), a shared memory
+// region for counters and the large-message slab, and eventfds for maxsize and join. The rules
+// of shared/research/queue-prototype.md, each a bug if ignored:
+//  1. No O_NONBLOCK on a shared descriptor (it belongs to the open file, so it would flip every
+//     other process's blocking calls): MSG_DONTWAIT per call, and Asio waits on a private epoll
+//     descriptor that watches the shared one.
+//  2. Small messages are packed only while the channel is backlogged (SIOCOUTQ), at most
+//     `batch` per packet, so one receiver cannot take the whole backlog.
+//  3. Packets stay at 64 KiB at most; larger messages go through the slab, else a memfd.
+//  4. Receive into a buffer of the maximum packet size, always with a control buffer.
+//  5. Flush a pending batch before closing.
+#include <herd/detail/channel.hpp>
+#include <herd/detail/typed_channel.hpp>
+#include <herd/error.hpp>
+
+#include "detail/framing.hpp"
+#include "detail/io.hpp"
+#include "detail/unique_fd.hpp"
+
+#include <herd/detail/timer.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <linux/sockios.h>
+
+namespace herd::detail {
+namespace {
+
+using std::chrono::milliseconds;
+using clock_type = std::chrono::steady_clock;
+
+error_code system_code(int value) { return {value, boost::system::system_category()}; }
+
+// Sending while this many bytes wait in the socket means receivers are behind: pack.
+constexpr int backlog_bytes = 16 * 1024;
+constexpr std::size_t max_descriptors_per_packet = 16;
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory: counters and the slab, mapped before any child is forked.
+
+enum slot_state : std::uint32_t { slot_free = 0, slot_writing = 1, slot_queued = 2, slot_reading = 3 };
+
+struct shared_slot {
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::int32_t> owner;  // the process writing or reading it
+};
+
+struct shared_header {
+  std::atomic<std::int64_t> size;        // messages put, not yet taken
+  std::atomic<std::int64_t> unfinished;  // joinable: put, not yet task_done()
+  std::uint32_t slot_count;
+  std::uint64_t slot_size;
+  std::uint64_t data_offset;
+};
+
+static_assert(std::atomic<std::int64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
+              "channels need address-free atomics in shared memory");
+
+class shared_region {
+ public:
+  shared_region() = default;
+  shared_region(std::size_t slots, std::size_t slot_size) {
+    const std::size_t table = sizeof(shared_header) + slots * sizeof(shared_slot);
+    const std::size_t page = 4096;
+    const std::size_t data_offset = (table + page - 1) / page * page;
+    size_ = data_offset + slots * slot_size;
+    // A memfd, not anonymous memory: a later spawn start method can pass it to a new program.
+    unique_fd memory(::memfd_create("herd-channel", MFD_CLOEXEC));
+    if (!memory || ::ftruncate(memory.get(), static_cast<off_t>(size_)) != 0)
+      throw boost::system::system_error(system_code(errno), "herd: cannot create a channel's shared memory");
+    void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, memory.get(), 0);
+    if (base == MAP_FAILED)
+      throw boost::system::system_error(system_code(errno), "herd: cannot map a channel's shared memory");
+    base_ = static_cast<char*>(base);
+    auto* h = new (base_) shared_header{};
+    h->slot_count = static_cast<std::uint32_t>(slots);
+    h->slot_size = slot_size;
+    h->data_offset = data_offset;
+    for (std::size_t i = 0; i < slots; ++i) new (&slot(i)) shared_slot{};
+  }
+  shared_region(const shared_region&) = delete;
+  shared_region& operator=(const shared_region&) = delete;
+  ~shared_region() {
+    if (base_) ::munmap(base_, size_);
+  }
+
+  shared_header& header() const noexcept { return *reinterpret_cast<shared_header*>(base_); }
+  shared_slot& slot(std::size_t i) const noexcept {
+    return reinterpret_cast<shared_slot*>(base_ + sizeof(shared_header))[i];
+  }
+  char* slot_data(std::size_t i) const noexcept {
+    return base_ + header().data_offset + i * header().slot_size;
+  }
+
+ private:
+  char* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+bool process_gone(std::int32_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// A private epoll descriptor watching one shared descriptor: Asio waits on it, so the shared
+// one never becomes O_NONBLOCK.
+struct watcher {
+  watcher(const asio::any_io_executor& ex, int watched, std::uint32_t events) : stream(ex) {
+    unique_fd epoll(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll) throw boost::system::system_error(system_code(errno), "herd: epoll_create1");
+    epoll_event event{};
+    event.events = events;  // level-triggered: readiness stays until the condition is gone
+    event.data.fd = watched;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, watched, &event) != 0)
+      throw boost::system::system_error(system_code(errno), "herd: epoll_ctl");
+    stream.assign(epoll.get());
+    epoll.release();
+  }
+  asio::posix::stream_descriptor stream;
+};
+
+struct waiters {
+  std::optional<watcher> receive, send, token, done;
+  int native(const std::optional<watcher>& w) { return w ? const_cast<watcher&>(*w).stream.native_handle() : -1; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Channels with a packed batch that is not sent yet, in this process.
+
+struct pending_registry {
+  std::mutex lock;
+  pid_t owner = 0;
+  std::vector<channel::state*> channels;
+};
+
+pending_registry& pending() {
+  static auto* registry = new pending_registry;  // never destroyed: flushed at exit
+  return *registry;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct channel::state {
+  bool is_queue = true;
+  bool joinable = false;
+  channel_options options;
+  unique_fd send_end;     // queue: A; pipe: this end (or none)
+  unique_fd receive_end;  // queue: B; pipe: this end (or none)
+  int send_fd = -1;
+  int receive_fd = -1;
+  unique_fd tokens;  // maxsize: an eventfd semaphore, O_NONBLOCK for everyone (rule 1)
+  unique_fd done;    // joinable: written when `unfinished` reaches 0
+  std::shared_ptr<shared_region> shared;
+  std::atomic<bool> closed{false};
+
+  // What this process keeps; a forked child finds it stale by pid and starts afresh.
+  struct local_state {
+    pid_t pid = 0;
+    std::string batch;
+    std::size_t batch_count = 0;
+    std::deque<std::string> inbox;  // received, not yet handed out
+    std::vector<char> packet;       // receive buffer: one maximum packet
+    std::unique_ptr<waiters> waits;
+  } local_;
+
+  ~state() {
+    // What this process packed leaves with it; a channel nobody reads any more cannot hold
+    // the destructor for long.
+    if (local_.pid == ::getpid()) flush_batch(true, clock_type::now() + std::chrono::seconds(5));
+    forget_pending();
+    if (local_.pid != ::getpid()) abandon_waiters();
+  }
+
+  local_state& local() {
+    const pid_t self = ::getpid();
+    if (local_.pid != self) {
+      // The parent's batch and inbox are not ours (herd flushed the batch before forking), and
+      // its waiters belong to its io_context: close their descriptors, never touch the objects.
+      abandon_waiters();
+      local_.batch.clear();
+      local_.batch_count = 0;
+      local_.inbox.clear();
+      local_.pid = self;
+    }
+    return local_;
+  }
+
+  void abandon_waiters() {
+    if (!local_.waits) return;
+    waiters* inherited = local_.waits.release();
+    for (auto* w : {&inherited->receive, &inherited->send, &inherited->token, &inherited->done})
+      if (*w) ::close((*w)->stream.native_handle());
+  }
+
+  waiters& waits(const asio::any_io_executor& home) {
+    auto& l = local();
+    if (!l.waits) l.waits = std::make_unique<waiters>();
+    (void)home;
+    return *l.waits;
+  }
+
+  watcher& receive_watcher(const asio::any_io_executor& home) {
+    auto& w = waits(home);
+    if (!w.receive) w.receive.emplace(home, receive_fd, EPOLLIN);
+    return *w.receive;
+  }
+  watcher& send_watcher(const asio::any_io_executor& home) {
+    auto& w = waits(home);
+    if (!w.send) w.send.emplace(home, send_fd, EPOLLOUT);
+    return *w.send;
+  }
+  watcher& token_watcher(const asio::any_io_executor& home) {
+    auto& w = waits(home);
+    if (!w.token) w.token.emplace(home, tokens.get(), EPOLLIN);
+    return *w.token;
+  }
+  watcher& done_watcher(const asio::any_io_executor& home) {
+    auto& w = waits(home);
+    if (!w.done) w.done.emplace(home, done.get(), EPOLLIN);
+    return *w.done;
+  }
+
+  // -- pending batches ------------------------------------------------------------------------
+
+  void remember_pending() {
+    static std::once_flag at_exit;
+    std::call_once(at_exit, [] { std::atexit(flush_all_channels); });  // rule 5, at exit too
+    auto& r = pending();
+    std::lock_guard guard(r.lock);
+    if (r.owner != ::getpid()) {
+      r.channels.clear();
+      r.owner = ::getpid();
+    }
+    if (std::find(r.channels.begin(), r.channels.end(), this) == r.channels.end()) r.channels.push_back(this);
+  }
+
+  void forget_pending() noexcept {
+    auto& r = pending();
+    std::lock_guard guard(r.lock);
+    std::erase(r.channels, this);
+  }
+
+  // -- sending --------------------------------------------------------------------------------
+
+  // One packet, blocking or not; waits up to the deadline. Returns success, would_block,
+  // timed_out or closed.
+  error_code send_packet(const std::string& packet, int descriptor, bool block,
+                         std::optional<clock_type::time_point> deadline) {
+    if (send_fd < 0) return errc::closed;
+    iovec data{const_cast<char*>(packet.data()), packet.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    if (descriptor >= 0) {
+      message.msg_control = control;
+      message.msg_controllen = sizeof control;
+      cmsghdr* header = CMSG_FIRSTHDR(&message);
+      header->cmsg_level = SOL_SOCKET;
+      header->cmsg_type = SCM_RIGHTS;
+      header->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    }
+    for (;;) {
+      // Without a deadline a blocking send sleeps in the kernel; with one it polls.
+      const int flags = MSG_NOSIGNAL | ((block && !deadline) ? 0 : MSG_DONTWAIT);
+      if (::sendmsg(send_fd, &message, flags) >= 0) return {};
+      const int error = errno;
+      if (error == EINTR) continue;
+      if (error == EPIPE || error == ECONNRESET) return errc::closed;
+      if (error == EMSGSIZE) return errc::message_too_large;
+      if (error == ETOOMANYREFS || error == ENOBUFS) {
+        // Too many descriptors in flight (per user), or no memory: epoll would still say
+        // writable, so waiting for readiness cannot help. Back off and retry.
+        if (!block) return errc::would_block;
+        if (deadline && clock_type::now() >= *deadline) return errc::timed_out;
+        std::this_thread::sleep_for(milliseconds(1));
+        continue;
+      }
+      if (error != EAGAIN) return system_code(error);
+      if (!block) return errc::would_block;
+      if (!wait_ready(send_fd, POLLOUT, deadline)) return errc::timed_out;
+    }
+  }
+
+  static bool wait_ready(int fd, short events, std::optional<clock_type::time_point> deadline) {
+    for (;;) {
+      int wait_ms = -1;
+      if (deadline) {
+        const auto left = std::chrono::duration_cast<milliseconds>(*deadline - clock_type::now()).count();
+        if (left <= 0) return false;
+        wait_ms = static_cast<int>(left);
+      }
+      pollfd p{fd, events, 0};
+      const int n = ::poll(&p, 1, wait_ms);
+      if (n > 0) return true;
+      if (n == 0) return false;
+      if (errno != EINTR) return true;  // let the caller's I/O report the problem
+    }
+  }
+
+  error_code flush_batch(bool block, std::optional<clock_type::time_point> deadline = std::nullopt) {
+    auto& l = local_;
+    if (l.batch_count == 0) return {};
+    error_code ec = send_packet(l.batch, -1, block, deadline);
+    if (ec == errc::would_block || ec == errc::timed_out) return ec;
+    // Sent, or lost for good (the channel was closed): either way the batch is gone.
+    l.batch.clear();
+    l.batch_count = 0;
+    forget_pending();
+    return ec;
+  }
+
+  bool backlogged() const {
+    int queued = 0;
+    return ::ioctl(send_fd, SIOCOUTQ, &queued) == 0 && queued > backlog_bytes;
+  }
+
+  // Puts one encoded message in flight (after any token was taken).
+  error_code send_message(std::string& bytes, bool block, std::optional<clock_type::time_point> deadline) {
+    auto& l = local();
+    if (bytes.size() > max_inline) {
+      if (error_code ec = flush_batch(block, deadline)) return ec;
+      return send_out_of_band(bytes, block, deadline);
+    }
+    const std::size_t cap = std::max<std::size_t>(1, options.batch);
+    if (block && cap > 1 && (l.batch_count > 0 || backlogged())) {
+      // A full batch must leave before this message may join one; if it cannot, this message
+      // fails and is not packed.
+      if (l.batch_count >= cap || l.batch.size() + record_header + bytes.size() > max_packet) {
+        if (error_code ec = flush_batch(block, deadline)) return ec;
+      }
+      append_inline(l.batch, bytes);
+      if (++l.batch_count == 1) remember_pending();
+      if (l.batch_count >= cap) {
+        // This message is packed: it will be sent, now or by the next flush. Only a closed
+        // channel loses it (and the rest of the batch) — reported here.
+        error_code ec = flush_batch(block, deadline);
+        if (ec == errc::would_block || ec == errc::timed_out) return {};
+        return ec;
+      }
+      return {};
+    }
+    if (error_code ec = flush_batch(block, deadline)) return ec;
+    std::string packet;
+    packet.reserve(record_header + bytes.size());
+    append_inline(packet, bytes);
+    return send_packet(packet, -1, block, deadline);
+  }
+
+  error_code send_out_of_band(const std::string& bytes, bool block, std::optional<clock_type::time_point> deadline) {
+    if (auto index = claim_slot(bytes.size())) {
+      std::memcpy(shared->slot_data(*index), bytes.data(), bytes.size());
+      shared->slot(*index).state.store(slot_queued, std::memory_order_release);
+      error_code ec = send_packet(slab_packet(static_cast<std::uint32_t>(*index), bytes.size()), -1, block, deadline);
+      if (ec) shared->slot(*index).state.store(slot_free, std::memory_order_release);
+      return ec;
+    }
+    // A memfd of its own: the fastest way without a free slot, for any size.
+    unique_fd memory(::memfd_create("herd-message", MFD_CLOEXEC));
+    if (!memory) return system_code(errno);
+    for (std::size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::pwrite(memory.get(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return system_code(errno);
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    return send_packet(memfd_packet(bytes.size()), memory.get(), block, deadline);
+  }
+
+  std::optional<std::size_t> claim_slot(std::size_t length) {
+    if (!shared) return std::nullopt;
+    auto& h = shared->header();
+    if (length > h.slot_size) return std::nullopt;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      for (std::size_t i = 0; i < h.slot_count; ++i) {
+        std::uint32_t expected = slot_free;
+        if (shared->slot(i).state.compare_exchange_strong(expected, slot_writing, std::memory_order_acquire)) {
+          shared->slot(i).owner.store(::getpid(), std::memory_order_relaxed);
+          return i;
+        }
+      }
+      // All busy: take back slots whose writer or reader died holding them.
+      for (std::size_t i = 0; i < h.slot_count; ++i) {
+        auto& s = shared->slot(i);
+        std::uint32_t observed = s.state.load(std::memory_order_acquire);
+        if ((observed == slot_writing || observed == slot_reading) && process_gone(s.owner.load()))
+          s.state.compare_exchange_strong(observed, slot_free);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // -- tokens (maxsize) -----------------------------------------------------------------------
+
+  bool bounded() const { return static_cast<bool>(tokens); }
+
+  // Takes one token without waiting.
+  bool try_take_token() {
+    std::uint64_t value;
+    for (;;) {
+      if (::read(tokens.get(), &value, sizeof value) == sizeof value) return true;
+      if (errno != EINTR) return false;
+    }
+  }
+
+  void give_tokens(std::uint64_t count) {
+    if (!bounded() || count == 0) return;
+    while (::write(tokens.get(), &count, sizeof count) < 0 && errno == EINTR) {
+    }
+  }
+
+  error_code take_token(bool block, std::optional<clock_type::time_point> deadline) {
+    while (!try_take_token()) {
+      if (closed.load() || is_shut_down()) return errc::closed;
+      if (!block) return errc::would_block;
+      // Slots come back as receivers take messages; a closed queue must not leave us asleep.
+      const auto slice = clock_type::now() + milliseconds(50);
+      if (!wait_ready(tokens.get(), POLLIN, deadline ? std::min(*deadline, slice) : slice) && deadline &&
+          clock_type::now() >= *deadline)
+        return errc::timed_out;
+    }
+    return {};
+  }
+
+  bool is_shut_down() const {
+    // A queue closed by any process: sends fail; look without sending.
+    if (send_fd < 0) return true;
+    pollfd p{send_fd, POLLOUT, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+  }
+
+  void counted_put() {
+    if (!shared) return;
+    shared->header().size.fetch_add(1, std::memory_order_relaxed);
+    if (joinable && shared->header().unfinished.fetch_add(1, std::memory_order_acq_rel) == 0) {
+      // Work is pending again: forget a stale "all done".
+      std::uint64_t drained;
+      while (::read(done.get(), &drained, sizeof drained) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  void uncounted_put() {
+    if (!shared) return;
+    shared->header().size.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  error_code put(std::string&& bytes, bool block, std::optional<clock_type::time_point> deadline) {
+    if (send_fd < 0) return errc::closed;
+    if (bounded()) {
+      if (error_code ec = take_token(block, deadline)) return ec;
+    }
+    counted_put();  // before the send: a receiver may take it at once
+    error_code ec = send_message(bytes, block, deadline);
+    if (ec) {
+      give_tokens(bounded() ? 1 : 0);
+      uncounted_put();
+      if (joinable) shared->header().unfinished.fetch_sub(1, std::memory_order_acq_rel);
+    }
+    return ec;
+  }
+
+  // -- receiving ------------------------------------------------------------------------------
+
+  // Takes one packet off the socket into the inbox. Returns success, would_block, closed,
+  // bad_message or a system error.
+  error_code receive_packet(bool block) {
+    auto& l = local();
+    if (receive_fd < 0) return errc::closed;
+    if (l.packet.size() < max_packet) l.packet.resize(max_packet);
+    iovec data{l.packet.data(), l.packet.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_descriptors_per_packet)];
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t n;
+    for (;;) {
+      n = ::recvmsg(receive_fd, &message, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+      if (n >= 0) break;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return errc::would_block;
+      if (errno == ECONNRESET) return errc::closed;
+      return system_code(errno);
+    }
+    std::vector<unique_fd> descriptors;
+    for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+      const std::size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+        descriptors.emplace_back(fd);
+      }
+    }
+    if (n == 0 && descriptors.empty()) return errc::closed;  // shut down, and drained
+    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return errc::bad_message;
+    std::vector<record> records;
+    if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records))
+      return errc::bad_message;
+    std::size_t next_descriptor = 0;
+    std::size_t taken = 0;
+    error_code problem;
+    for (const record& r : records) {
+      switch (r.kind) {
+        case record_kind::inline_bytes:
+          l.inbox.emplace_back(r.bytes);
+          ++taken;
+          break;
+        case record_kind::slab:
+          if (error_code ec = take_from_slot(r.slot, r.length, l.inbox)) problem = ec;
+          else ++taken;
+          break;
+        case record_kind::memfd:
+          if (error_code ec = take_from_memfd(descriptors[next_descriptor++].get(), r.length, l.inbox)) problem = ec;
+          else ++taken;
+          break;
+      }
+    }
+    give_tokens(records.size());
+    return taken == 0 && problem ? problem : error_code();
+  }
+
+  error_code take_from_slot(std::uint32_t index, std::uint64_t length, std::deque<std::string>& inbox) {
+    if (!shared || index >= shared->header().slot_count || length > shared->header().slot_size)
+      return errc::bad_message;
+    auto& s = shared->slot(index);
+    std::uint32_t expected = slot_queued;
+    if (!s.state.compare_exchange_strong(expected, slot_reading, std::memory_order_acquire)) return errc::bad_message;
+    s.owner.store(::getpid(), std::memory_order_relaxed);
+    inbox.emplace_back(shared->slot_data(index), length);
+    s.state.store(slot_free, std::memory_order_release);
+    return {};
+  }
+
+  static error_code take_from_memfd(int fd, std::uint64_t length, std::deque<std::string>& inbox) {
+    struct stat info{};
+    if (::fstat(fd, &info) != 0 || static_cast<std::uint64_t>(info.st_size) < length) return errc::bad_message;
+    std::string message(length, '\0');
+    for (std::size_t done = 0; done < length;) {
+      const ssize_t n = ::pread(fd, message.data() + done, length - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return errc::bad_message;
+      done += static_cast<std::size_t>(n);
+    }
+    inbox.push_back(std::move(message));
+    return {};
+  }
+
+  bool take_from_inbox(std::string& out) {
+    auto& l = local();
+    if (l.inbox.empty()) return false;
+    out = std::move(l.inbox.front());
+    l.inbox.pop_front();
+    if (shared) shared->header().size.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  error_code get(std::string& out, bool block, std::optional<clock_type::time_point> deadline) {
+    if (take_from_inbox(out)) return {};
+    for (;;) {
+      // Blocking without a deadline sleeps in recvmsg: the kernel wakes one receiver per packet.
+      const bool sleep_in_kernel = block && !deadline;
+      error_code ec = receive_packet(sleep_in_kernel);
+      if (!ec) {
+        if (take_from_inbox(out)) return {};
+        continue;
+      }
+      if (ec != errc::would_block) return ec;
+      if (!block) return ec;
+      if (!wait_ready(receive_fd, POLLIN, deadline)) return errc::timed_out;
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// channel
+
+channel::channel(std::unique_ptr<state> s) : state_(std::move(s)) {}
+channel::~channel() = default;
+
+namespace {
+
+unique_fd make_eventfd(unsigned initial, int flags) {
+  unique_fd fd(::eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK | flags));
+  if (!fd) throw boost::system::system_error(system_code(errno), "herd: eventfd");
+  return fd;
+}
+
+std::array<unique_fd, 2> make_socketpair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    throw boost::system::system_error(system_code(errno), "herd: socketpair");
+  return {unique_fd(move_above_stdio(fds[0])), unique_fd(move_above_stdio(fds[1]))};
+}
+
+void check_options(const channel_options& options) {
+  if (options.slab_slot_size > (std::size_t(1) << 40) || options.slab_slots > 4096)
+    throw boost::system::system_error(errc::invalid_argument, "herd: channel_options: slab too large");
+}
+
+}  // namespace
+
+std::shared_ptr<channel> channel::make_queue(const channel_options& options, bool joinable) {
+  check_options(options);
+  auto s = std::make_unique<state>();
+  s->is_queue = true;
+  s->joinable = joinable;
+  s->options = options;
+  auto ends = make_socketpair();
+  s->send_end = std::move(ends[0]);
+  s->receive_end = std::move(ends[1]);
+  s->send_fd = s->send_end.get();
+  s->receive_fd = s->receive_end.get();
+  if (options.maxsize > 0) {
+    if (options.maxsize > 0xfffffffeu)
+      throw boost::system::system_error(errc::invalid_argument, "herd: queue maxsize too large");
+    s->tokens = make_eventfd(static_cast<unsigned>(options.maxsize), EFD_SEMAPHORE);
+  }
+  if (joinable) s->done = make_eventfd(1, 0);  // nothing unfinished yet: "all done" holds
+  s->shared = std::make_shared<shared_region>(options.slab_slots, options.slab_slot_size);
+  return std::make_shared<channel>(std::move(s));
+}
+
+std::array<std::shared_ptr<channel>, 2> channel::make_pipe(bool duplex, const channel_options& options) {
+  check_options(options);
+  auto ends = make_socketpair();
+  auto shared = std::make_shared<shared_region>(options.slab_slots, options.slab_slot_size);
+  std::array<std::shared_ptr<channel>, 2> result;
+  for (int i = 0; i < 2; ++i) {
+    auto s = std::make_unique<state>();
+    s->is_queue = false;
+    s->options = options;
+    s->shared = shared;
+    const int fd = ends[i].get();
+    if (duplex || i == 0) s->receive_fd = fd;
+    if (duplex || i == 1) s->send_fd = fd;
+    s->receive_end = std::move(ends[i]);
+    if (!duplex) ::shutdown(fd, i == 0 ? SHUT_WR : SHUT_RD);
+    result[i] = std::make_shared<channel>(std::move(s));
+  }
+  return result;
+}
+
+namespace {
+std::optional<clock_type::time_point> deadline_after(std::optional<milliseconds> timeout) {
+  if (!timeout) return std::nullopt;
+  return clock_type::now() + *timeout;
+}
+}  // namespace
+
+error_code channel::send(std::string&& bytes, std::optional<milliseconds> timeout, bool block) {
+  return state_->put(std::move(bytes), block, deadline_after(timeout));
+}
+
+error_code channel::receive(std::string& out, std::optional<milliseconds> timeout, bool block) {
+  flush_all_channels();
+  return state_->get(out, block, deadline_after(timeout));
+}
+
+error_code channel::flush() noexcept {
+  try {
+    if (state_->local_.pid != ::getpid()) return {};
+    return state_->flush_batch(true);
+  } catch (...) {
+    return errc::closed;
+  }
+}
+
+void channel::close() noexcept {
+  auto& s = *state_;
+  if (s.local_.pid == ::getpid()) s.flush_batch(true);  // rule 5
+  s.closed = true;
+  if (s.is_queue) {
+    // For every process at once: senders get EPIPE; receivers drain, then read end of file.
+    if (s.send_fd >= 0) ::shutdown(s.send_fd, SHUT_RDWR);
+  } else {
+    s.forget_pending();
+    s.receive_end.reset();
+    s.send_fd = s.receive_fd = -1;
+  }
+  if (s.tokens) s.give_tokens(1);  // wake senders waiting for room: they find it closed
+}
+
+bool channel::is_closed() const noexcept {
+  return state_->closed.load() || (state_->is_queue && state_->is_shut_down());
+}
+
+std::optional<std::size_t> channel::size() const noexcept {
+  if (!state_->is_queue || !state_->shared) return std::nullopt;
+  const auto n = state_->shared->header().size.load(std::memory_order_relaxed);
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, n));
+}
+
+error_code channel::task_done() noexcept {
+  auto& s = *state_;
+  if (!s.joinable) return errc::invalid_argument;
+  auto& unfinished = s.shared->header().unfinished;
+  std::int64_t current = unfinished.load(std::memory_order_acquire);
+  do {
+    if (current <= 0) return errc::invalid_argument;  // Python: "task_done() called too many times"
+  } while (!unfinished.compare_exchange_weak(current, current - 1, std::memory_order_acq_rel));
+  if (current == 1) {
+    const std::uint64_t one = 1;
+    while (::write(s.done.get(), &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+  return {};
+}
+
+error_code channel::join(std::optional<milliseconds> timeout) {
+  auto& s = *state_;
+  if (!s.joinable) return errc::invalid_argument;
+  flush_all_channels();
+  const auto deadline = deadline_after(timeout);
+  while (s.shared->header().unfinished.load(std::memory_order_acquire) > 0) {
+    // "All done" is an eventfd that may be stale for a moment (see counted_put): sleep on it in
+    // short slices and look at the counter again.
+    const auto slice = clock_type::now() + milliseconds(20);
+    state::wait_ready(s.done.get(), POLLIN, deadline ? std::min(*deadline, slice) : slice);
+    if (deadline && clock_type::now() >= *deadline &&
+        s.shared->header().unfinished.load(std::memory_order_acquire) > 0)
+      return errc::timed_out;
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous operations: try without blocking, else wait on a private epoll descriptor, then
+// retry. They honour all cancellation types, including one that arrives between steps, and
+// never complete inside the initiating call.
+
+namespace {
+
+template <typename Self>
+bool cancelled(Self& op) {
+  return op.get_cancellation_state().cancelled() != asio::cancellation_type::none;
+}
+
+struct receive_op {
+  std::shared_ptr<channel> owner;
+  asio::any_io_executor home;
+  bool started = false;
+  bool have = false;
+  bool waited = false;
+  std::string message{};
+
+  template <typename Self>
+  void operator()(Self& op, error_code ec = {}) {
+    auto& s = owner->get_state();
+    if (!started) {
+      started = true;
+      op.reset_cancellation_state(asio::enable_total_cancellation());
+    } else if (have || (ec && ec != errc::would_block && ec != asio::error::operation_aborted)) {
+      return op.complete(ec, std::move(message));
+    } else if (ec == asio::error::operation_aborted || cancelled(op)) {
+      return op.complete(asio::error::operation_aborted, std::string());  // nothing was taken
+    }
+    ec = attempt(s);
+    if (ec == errc::would_block) {
+      waited = true;
+      return s.receive_watcher(home).stream.async_wait(asio::posix::stream_descriptor::wait_read, std::move(op));
+    }
+    if (!waited) {  // never complete inside the initiating call
+      waited = true;
+      const asio::any_io_executor ex = home;  // a copy: `home` lives in `op`, which the post moves
+      return asio::post(ex, asio::append(std::move(op), ec));
+    }
+    op.complete(ec, std::move(message));
+  }
+
+  error_code attempt(channel::state& s) {
+    for (;;) {
+      if (s.take_from_inbox(message)) {
+        have = true;
+        return {};
+      }
+      if (error_code ec = s.receive_packet(false)) return ec;
+    }
+  }
+};
+
+struct send_op {
+  std::shared_ptr<channel> owner;
+  asio::any_io_executor home;
+  std::string bytes;
+  enum { starting, awaiting_token, sending, finished } phase = starting;
+  bool holds_token = false;
+  bool counted = false;
+  bool waited = false;
+
+  template <typename Self>
+  void operator()(Self& op, error_code ec = {}) {
+    auto& s = owner->get_state();
+    if (phase == finished) return op.complete(ec);
+    if (phase == starting) {
+      op.reset_cancellation_state(asio::enable_total_cancellation());
+      s.local();
+      // A batch this process packed goes first (each producer's order holds).
+      if (error_code flushed = s.flush_batch(true)) return finish(op, flushed, false);
+      phase = s.bounded() ? awaiting_token : sending;
+    } else if (ec || cancelled(op)) {
+      // The wait ended (cancelled): nothing was sent; what was taken is given back.
+      return finish(op, ec ? ec : error_code(asio::error::operation_aborted), false);
+    }
+    if (phase == awaiting_token) {
+      if (!s.try_take_token()) {
+        if (s.closed.load() || s.is_shut_down()) return finish(op, errc::closed, false);
+        waited = true;
+        return s.token_watcher(home).stream.async_wait(asio::posix::stream_descriptor::wait_read, std::move(op));
+      }
+      holds_token = true;
+      phase = sending;
+    }
+    if (!counted) {
+      s.counted_put();  // before the send: a receiver may take it at once
+      counted = true;
+    }
+    error_code sent;
+    if (bytes.size() > max_inline) {
+      sent = s.send_out_of_band(bytes, false, std::nullopt);
+    } else {
+      std::string packet;
+      packet.reserve(record_header + bytes.size());
+      append_inline(packet, bytes);
+      sent = s.send_packet(packet, -1, false, std::nullopt);
+    }
+    if (sent == errc::would_block) {
+      waited = true;
+      return s.send_watcher(home).stream.async_wait(asio::posix::stream_descriptor::wait_write, std::move(op));
+    }
+    finish(op, sent, !sent);
+  }
+
+  template <typename Self>
+  void finish(Self& op, error_code ec, bool sent) {
+    auto& s = owner->get_state();
+    if (!sent) {
+      if (holds_token) s.give_tokens(1);
+      if (counted) {
+        s.uncounted_put();
+        if (s.joinable) s.shared->header().unfinished.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+    phase = finished;
+    if (!waited) {  // never inline; through a copy: `home` lives in `op`, which the post moves
+      const asio::any_io_executor ex = home;
+      return asio::post(ex, asio::append(std::move(op), ec));
+    }
+    op.complete(ec);
+  }
+};
+
+struct join_op {
+  std::shared_ptr<channel> owner;
+  asio::any_io_executor home;
+  bool started = false;
+  std::shared_ptr<timer> backstop{};
+
+  template <typename Self>
+  void operator()(Self& op, error_code ec = {}) {
+    auto& unfinished = owner->get_state().shared->header().unfinished;
+    if (!started) {
+      started = true;
+      op.reset_cancellation_state(asio::enable_total_cancellation());
+      backstop = std::make_shared<timer>(home);
+      if (unfinished.load(std::memory_order_acquire) == 0) {
+        const asio::any_io_executor ex = home;
+        return asio::post(ex, std::move(op));
+      }
+    } else {
+      backstop->cancel();
+      if (ec && ec != asio::error::operation_aborted) return op.complete(ec);
+      if (cancelled(op)) return op.complete(asio::error::operation_aborted);
+      // An abort the caller did not ask for came from the backstop below: look again.
+      if (unfinished.load(std::memory_order_acquire) == 0) return op.complete(error_code());
+    }
+    // Wake on "all done", or after a short while anyway: that eventfd may be stale for a
+    // moment (see counted_put), so the counter has the last word.
+    auto& watch = owner->get_state().done_watcher(home).stream;
+    backstop->async_wait(milliseconds(20), [weak = std::weak_ptr<channel>(owner), &watch](error_code e) {
+      if (!e && weak.lock()) {
+        error_code ignored;
+        watch.cancel(ignored);
+      }
+    });
+    watch.async_wait(asio::posix::stream_descriptor::wait_read, std::move(op));
+  }
+};
+
+}  // namespace
+
+void channel::async_send(const asio::any_io_executor& home, std::string bytes,
+                         asio::any_completion_handler<void(error_code)> handler) {
+  asio::async_compose<decltype(handler), void(error_code)>(send_op{shared_from_this(), home, std::move(bytes)},
+                                                           handler, home);
+}
+
+void channel::async_receive(const asio::any_io_executor& home,
+                            asio::any_completion_handler<void(error_code, std::string)> handler) {
+  flush_all_channels();
+  asio::async_compose<decltype(handler), void(error_code, std::string)>(receive_op{shared_from_this(), home},
+                                                                        handler, home);
+}
+
+void channel::async_join(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler) {
+  if (!state_->joinable)
+    return post_completion(home, std::move(handler), error_code(errc::invalid_argument));
+  flush_all_channels();
+  asio::async_compose<decltype(handler), void(error_code)>(join_op{shared_from_this(), home}, handler, home);
+}
+
+void throw_channel_error(error_code ec, const char* operation) {
+  throw boost::system::system_error(ec, std::string("herd: ") + operation);
+}
+
+void flush_all_channels() noexcept {
+  std::vector<channel::state*> channels;
+  {
+    auto& r = pending();
+    std::lock_guard guard(r.lock);
+    if (r.owner != ::getpid()) {
+      r.channels.clear();
+      r.owner = ::getpid();
+    }
+    channels = r.channels;
+  }
+  for (auto* s : channels) {
+    try {
+      s->flush_batch(true);
+    } catch (...) {
+    }
+  }
+}
+
+}  // namespace herd::detail
