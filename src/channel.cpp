@@ -345,7 +345,7 @@ struct channel::state {
       return send_out_of_band(bytes, block, deadline);
     }
     const std::size_t cap = std::max<std::size_t>(1, options.batch);
-    if (block && cap > 1 && (l.batch_count > 0 || backlogged())) {
+    if (block && options.pack_puts && cap > 1 && (l.batch_count > 0 || backlogged())) {
       // A full batch must leave before this message may join one; if it cannot, this message
       // fails and is not packed.
       if (l.batch_count >= cap || l.batch.size() + record_header + bytes.size() > max_packet) {
@@ -676,6 +676,58 @@ std::optional<clock_type::time_point> deadline_after(std::optional<milliseconds>
 
 error_code channel::send(std::string&& bytes, std::optional<milliseconds> timeout, bool block) {
   return state_->put(std::move(bytes), block, deadline_after(timeout));
+}
+
+error_code channel::send_many(std::vector<std::string>& messages, std::size_t& sent) {
+  auto& s = *state_;
+  sent = 0;
+  if (s.send_fd < 0) return errc::closed;
+  if (error_code ec = s.flush_batch(true)) return ec;
+  const std::size_t cap = std::max<std::size_t>(1, s.options.batch);
+  std::string packet;
+  std::size_t in_packet = 0;
+  auto send_packet = [&]() -> error_code {
+    if (in_packet == 0) return {};
+    error_code ec = s.send_packet(packet, -1, true, std::nullopt);
+    if (!ec) sent += in_packet;
+    packet.clear();
+    in_packet = 0;
+    return ec;
+  };
+  for (auto& bytes : messages) {
+    if (s.bounded()) {
+      if (error_code ec = send_packet()) return ec;  // what is packed must not wait for room
+      if (error_code ec = s.take_token(true, std::nullopt)) return ec;
+    }
+    s.counted_put();
+    error_code ec;
+    if (bytes.size() > max_inline) {
+      ec = send_packet();
+      if (!ec) {
+        ec = s.send_out_of_band(bytes, true, std::nullopt);
+        if (!ec) ++sent;
+      }
+    } else {
+      if (in_packet == cap || packet.size() + record_header + bytes.size() > max_packet) ec = send_packet();
+      if (!ec) {
+        append_inline(packet, bytes);
+        ++in_packet;
+      }
+    }
+    if (ec) {
+      // This message and those still packed never left.
+      const std::size_t lost = 1 + in_packet;
+      s.give_tokens(s.bounded() ? lost : 0);
+      for (std::size_t i = 0; i < lost; ++i) s.uncounted_put();
+      if (s.joinable) s.shared->header().unfinished.fetch_sub(static_cast<std::int64_t>(lost));
+      return ec;
+    }
+  }
+  if (error_code ec = send_packet()) {
+    s.give_tokens(s.bounded() ? messages.size() - sent : 0);
+    return ec;
+  }
+  return {};
 }
 
 error_code channel::receive(std::string& out, std::optional<milliseconds> timeout, bool block) {

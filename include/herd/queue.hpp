@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace herd {
 
@@ -22,9 +24,9 @@ using queue_options = channel_options;
 /// A multi-producer, multi-consumer queue of `T` between processes. Copies of the handle share
 /// one queue.
 ///
-/// Every blocking call flushes what this process packed first, so a packed message never waits
-/// for its own sender. Up to `queue_options::batch` messages a receiver took off the socket
-/// wait in that process for its next get (lost if it is killed).
+/// A receiver takes a whole packet off the socket: up to `queue_options::batch` messages then
+/// wait in that process for its next gets (lost if it is killed). put() sends each message at
+/// once unless `queue_options::pack_puts` is set; put_many() packs.
 ///
 /// @par Thread safety
 ///   Distinct objects: safe. Shared objects: unsafe (one handle per thread).
@@ -68,6 +70,19 @@ class queue {
   void put_nowait(const T& value) { check(channel_.send_blocking(value, std::nullopt, false), "put_nowait"); }
   /// Never waits: false when full.
   bool try_put(const T& value) { return !channel_.send_blocking(value, std::nullopt, false); }
+
+  /// Puts every value of `values`, `queue_options::batch` to a packet — the fast way to put
+  /// many small messages — and returns once all of them are in the kernel. Throws system_error
+  /// whose message says how many were put before the error.
+  template <typename Range>
+  void put_many(const Range& values) {
+    std::vector<std::string> messages;
+    for (const auto& v : values) messages.push_back(herd::encode(static_cast<const T&>(v)));
+    std::size_t sent = 0;
+    if (error_code ec = channel_.core().send_many(messages, sent))
+      detail::throw_channel_error(ec, ("put_many (" + std::to_string(sent) + " of " +
+                                       std::to_string(messages.size()) + " put)").c_str());
+  }
 
   /// Blocking get (Python's get()). Throws system_error (errc::closed, errc::bad_message, …).
   T get() { return take(std::nullopt, true, "get"); }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace herd {
 
@@ -19,10 +20,15 @@ namespace herd {
 struct channel_options {
   /// Queues: at most this many messages in flight (put waits when full); 0 is unbounded.
   std::size_t maxsize = 0;
-  /// A backlogged blocking sender packs up to this many small messages into one packet; 1
-  /// sends every message alone. Larger values raise throughput and let one receiver take more
-  /// of a backlog at once (at most this many messages wait in a receiver's process).
+  /// Most small messages one packet carries (put_many always packs; put packs only with
+  /// `pack_puts`). A receiver takes a whole packet, so this also bounds how much of a backlog
+  /// one receiver can hold while others wait (measured: 16 keeps four consumers even).
   std::size_t batch = 16;
+  /// Let a blocking put() pack messages while receivers are behind, instead of sending each at
+  /// once: several times the throughput, but a packed message is in this process, not in the
+  /// kernel, until its packet leaves (at the latest before this process waits on herd, forks or
+  /// exits normally) — a SIGKILL then loses up to `batch - 1` messages whose put() returned.
+  bool pack_puts = false;
   /// Messages too large for a packet travel through a shared slab of this many slots…
   std::size_t slab_slots = 4;
   /// …each this large; larger messages (or all slots busy) go through a memfd.
@@ -49,6 +55,9 @@ class channel : public std::enable_shared_from_this<channel> {
   /// Blocking (or, without `block`, immediate: errc::would_block) sends and receives, with an
   /// optional timeout (errc::timed_out).
   error_code send(std::string&& bytes, std::optional<std::chrono::milliseconds> timeout, bool block);
+  /// Sends all of `messages`, packed `batch` to a packet, and returns once every packet left.
+  /// `sent` counts the messages that left before an error.
+  error_code send_many(std::vector<std::string>& messages, std::size_t& sent);
   error_code receive(std::string& out, std::optional<std::chrono::milliseconds> timeout, bool block);
 
   /// `home` is the executor this process's waits run on (the first one wins per process).

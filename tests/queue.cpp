@@ -1,0 +1,420 @@
+#include <herd/queue.hpp>  // first: the header stands alone
+
+#include "support/leak_check.hpp"
+#include "support/run.hpp"
+
+#include <herd/process.hpp>
+#include <herd/with_timeout.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <fcntl.h>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using herd_test::leak_check;
+
+namespace {
+
+struct tagged {
+  int producer;
+  int sequence;
+  std::string payload;
+};
+
+std::string payload_for(int producer, int sequence) {
+  // Mostly small; every 1000th message is large (it travels out of band).
+  const std::size_t size = sequence % 1000 == 999 ? 300 * 1024 : static_cast<std::size_t>(8 + (sequence * 7) % 249);
+  return std::string(size, static_cast<char>('a' + (producer * 7 + sequence) % 26));
+}
+
+bool payload_ok(const tagged& t) { return t.payload == payload_for(t.producer, t.sequence); }
+
+constexpr auto tuple = asio::as_tuple(asio::deferred);
+
+}  // namespace
+
+TEST_SUITE("queue") {
+  TEST_CASE("a child puts a value with an optional field, the parent gets it") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::tuple<int, std::optional<int>, std::string>> q(ex);
+      auto child = herd::start(ex, [q]() mutable { q.put({42, std::nullopt, "hello"}); });
+      auto [number, nothing, text] = co_await q.async_get();
+      CHECK(number == 42);
+      CHECK_FALSE(nothing.has_value());
+      CHECK(text == "hello");
+      co_await child.async_join();
+    });
+  }
+
+  TEST_CASE("each producer's messages arrive in order") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::pair<int, int>> q(ex);
+      std::vector<herd::process<void>> producers;
+      for (int p = 0; p < 3; ++p)
+        producers.push_back(herd::start(ex, [q, p]() mutable {
+          for (int i = 0; i < 2000; ++i) q.put({p, i});
+        }));
+      std::map<int, int> next;
+      for (int n = 0; n < 6000; ++n) {
+        auto [p, i] = co_await q.async_get();
+        CHECK(i == next[p]);
+        next[p] = i + 1;
+      }
+      for (auto& p : producers) co_await p.async_join();
+      CHECK(q.qsize() == 0);
+    });
+  }
+
+  TEST_CASE("4 producers x 4 consumers x 100,000 messages, small and large: each delivered exactly once") {
+    leak_check guard;
+    herd_test::run(
+        [](asio::any_io_executor ex) -> asio::awaitable<void> {
+          constexpr int producers = 4, consumers = 4, per_producer = 100000;
+          herd::queue<tagged> work(ex);
+          // Each consumer reports a fingerprint per producer: count, sum of sequences, sum of squares.
+          using report = std::vector<std::array<std::int64_t, 3>>;
+          std::vector<herd::process<report>> takers;
+          for (int c = 0; c < consumers; ++c) {
+            takers.push_back(herd::start(ex, [work]() mutable {
+              report seen(producers, {0, 0, 0});
+              for (;;) {
+                herd::error_code ec;
+                tagged t = work.get(ec);
+                if (ec == herd::errc::closed) return seen;
+                if (ec) throw boost::system::system_error(ec, "consumer get");
+                if (!payload_ok(t)) throw std::runtime_error("corrupted payload");
+                auto& r = seen.at(static_cast<std::size_t>(t.producer));
+                r[0] += 1;
+                r[1] += t.sequence;
+                r[2] += std::int64_t(t.sequence) * t.sequence;
+              }
+            }));
+          }
+          std::vector<herd::process<void>> makers;
+          for (int p = 0; p < producers; ++p)
+            makers.push_back(herd::start(ex, [work, p]() mutable {
+              for (int i = 0; i < per_producer; ++i) work.put(tagged{p, i, payload_for(p, i)});
+            }));
+          for (auto& m : makers) co_await m.async_result();
+          work.close();  // consumers drain what is left, then see closed
+          report total(producers, {0, 0, 0});
+          for (auto& t : takers) {
+            report r = co_await t.async_result();
+            for (int p = 0; p < producers; ++p)
+              for (int k = 0; k < 3; ++k) total[p][k] += r[p][k];
+          }
+          const std::int64_t n = per_producer;
+          for (int p = 0; p < producers; ++p) {
+            CHECK(total[p][0] == n);
+            CHECK(total[p][1] == n * (n - 1) / 2);
+            CHECK(total[p][2] == (n - 1) * n * (2 * n - 1) / 6);
+          }
+        },
+        600s);
+  }
+
+  TEST_CASE("four consumers of 2,000 one-millisecond tasks each get a fair share") {
+    leak_check guard;
+    herd_test::run(
+        [](asio::any_io_executor ex) -> asio::awaitable<void> {
+          herd::queue<int> tasks(ex);
+          std::vector<herd::process<int>> workers;
+          for (int w = 0; w < 4; ++w)
+            workers.push_back(herd::start(ex, [tasks]() mutable {
+              int done = 0;
+              herd::error_code ec;
+              for (;;) {
+                tasks.get(ec);
+                if (ec) return done;
+                ::usleep(1000);
+                ++done;
+              }
+            }));
+          std::vector<int> all(2000);
+          std::iota(all.begin(), all.end(), 0);
+          tasks.put_many(all);  // a backlog at once: packed 16 to a packet
+          tasks.close();
+          int total = 0;
+          for (auto& w : workers) {
+            const int done = co_await w.async_result();
+            CHECK(done >= 350);  // an even share is 500; an uncapped packet would give one worker most
+            CHECK(done <= 650);
+            total += done;
+          }
+          CHECK(total == 2000);
+        },
+        120s);
+  }
+
+  TEST_CASE("a producer SIGKILLed between puts loses none of the messages it completed") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      herd::queue<int> progress(ex);  // the producer says which puts returned
+      auto producer = herd::start(ex, [q, progress]() mutable {
+        for (int i = 0;; ++i) {
+          q.put(i);
+          progress.put(i);
+        }
+      });
+      int completed = -1;
+      // Nobody reads `q` yet, so the producer soon blocks in put(): its socket buffer holds a
+      // few hundred packets. Kill it while it runs.
+      for (int n = 0; n < 100; ++n) completed = co_await progress.async_get();
+      producer.kill();
+      CHECK((co_await producer.async_join()).signal() == SIGKILL);
+      while (auto more = progress.try_get()) completed = *more;
+      std::set<int> got;
+      while (auto v = q.try_get()) got.insert(*v);
+      for (int i = 0; i <= completed; ++i) REQUIRE(got.count(i) == 1);
+    });
+  }
+
+  TEST_CASE("a consumer SIGKILLed mid-stream costs only what it held; the others go on") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      herd::queue<int> taken(ex);
+      auto doomed = herd::start(ex, [q, taken]() mutable {
+        for (;;) taken.put(q.get());
+      });
+      std::vector<int> values(1000);
+      std::iota(values.begin(), values.end(), 0);
+      q.put_many(values);
+      for (int n = 0; n < 100; ++n) co_await taken.async_get();
+      doomed.kill();
+      co_await doomed.async_join();
+      // The rest is still in the queue (minus at most one packet the consumer held).
+      int left = 0;
+      while (q.try_get()) ++left;
+      int reported = 100;
+      while (taken.try_get()) ++reported;
+      CHECK(left + reported >= 1000 - 16);
+      CHECK(left + reported <= 1000);
+      co_await q.async_put(7);
+      CHECK(co_await q.async_get() == 7);  // the queue itself is fine
+    });
+  }
+
+  TEST_CASE("close under load: receivers drain what was put, then see closed; producers see closed") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      auto producer = herd::start(ex, [q]() mutable {
+        int sent = 0;
+        herd::error_code ec;
+        for (;; ++sent) {
+          q.put(sent, ec);
+          if (ec) return ec == herd::errc::closed ? sent : -1;
+        }
+      });
+      asio::steady_timer timer(ex, 50ms);
+      co_await timer.async_wait(asio::deferred);
+      q.close();
+      const int sent = co_await producer.async_result();
+      CHECK(sent > 0);
+      int received = 0;
+      for (;;) {
+        auto [ec, v] = co_await q.async_get(tuple);
+        if (ec) {
+          CHECK(ec == herd::errc::closed);
+          break;
+        }
+        CHECK(v == received);
+        ++received;
+      }
+      CHECK(received == sent);
+      CHECK(q.closed());
+      auto [put_ec] = co_await q.async_put(1, tuple);
+      CHECK(put_ec == herd::errc::closed);
+    });
+  }
+
+  TEST_CASE("maxsize makes put wait; a cancelled wait sends nothing and loses nothing") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex, {.maxsize = 2});
+      co_await q.async_put(1);
+      co_await q.async_put(2);
+      CHECK_FALSE(q.try_put(3));
+      CHECK_THROWS_AS(q.put_nowait(3), boost::system::system_error);
+      CHECK_THROWS_WITH_AS(q.put(3, 20ms), doctest::Contains("timed out"), boost::system::system_error);
+      auto [ec] = co_await herd::with_timeout(q.async_put(3), 30ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      CHECK(q.qsize() == 2);
+      // A child frees a slot: the waiting put goes through.
+      auto taker = herd::start(ex, [q]() mutable { return q.get(); });
+      co_await q.async_put(4);
+      CHECK(co_await taker.async_result() == 1);
+      CHECK(co_await q.async_get() == 2);
+      CHECK(co_await q.async_get() == 4);
+      CHECK(q.try_get() == std::nullopt);
+    });
+  }
+
+  TEST_CASE("messages from one byte to 64 MiB arrive whole; a 1 GiB message too") {
+    leak_check guard;
+    herd_test::run(
+        [](asio::any_io_executor ex) -> asio::awaitable<void> {
+          herd::queue<std::string> q(ex);
+          const std::vector<std::size_t> sizes{1, 100, 65000, 65536, 70000, 1 << 20, 3 << 20, 64 << 20};
+          auto producer = herd::start(ex, [q, sizes]() mutable {
+            for (std::size_t size : sizes) q.put(std::string(size, static_cast<char>('a' + size % 26)));
+          });
+          for (std::size_t size : sizes) {
+            const std::string m = co_await q.async_get();
+            CHECK(m.size() == size);
+            CHECK(m == std::string(size, static_cast<char>('a' + size % 26)));
+          }
+          co_await producer.async_join();
+
+          auto giant = herd::start(ex, [q]() mutable {
+            std::string gib(std::size_t(1) << 30, 'g');
+            gib.back() = '!';
+            q.put(gib);
+          });
+          const std::string m = co_await q.async_get();
+          CHECK(m.size() == (std::size_t(1) << 30));
+          CHECK(m.back() == '!');
+          co_await giant.async_join();
+        },
+        300s);
+  }
+
+  TEST_CASE("timeouts, non-blocking gets and cancellation leave the queue usable") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      CHECK(q.empty());
+      CHECK(q.try_get() == std::nullopt);
+      CHECK_THROWS_WITH_AS(q.get_nowait(), doctest::Contains("would block"), boost::system::system_error);
+      CHECK_THROWS_WITH_AS(q.get(20ms), doctest::Contains("timed out"), boost::system::system_error);
+      auto [ec, v] = co_await herd::with_timeout(q.async_get(), 20ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer timer(ex, 20ms);
+      auto winner = co_await (q.async_get(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+      CHECK(winner.index() == 1);
+      co_await q.async_put(5);
+      CHECK(q.qsize() == 1);
+      CHECK(co_await q.async_get() == 5);  // nothing was lost by the cancelled gets
+    });
+  }
+
+  TEST_CASE("bad bytes injected into the socket are bad_message, and the queue goes on") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::string> q(ex);
+      // Find the queue's send end: the socket this process holds whose peer is also here.
+      int send_end = -1;
+      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
+        int type = 0;
+        socklen_t length = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
+      }
+      REQUIRE(send_end >= 0);
+      const char garbage[] = "\xff\xff\xff\xff this is no record";
+      REQUIRE(::send(send_end, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);
+      const char truncated_string[] = "\x0a\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00ab";  // a sound record, a cut string
+      REQUIRE(::send(send_end, truncated_string, sizeof truncated_string - 1, MSG_NOSIGNAL) > 0);
+      co_await q.async_put(std::string("fine"));
+      auto [bad1, v1] = co_await q.async_get(tuple);
+      CHECK(bad1 == herd::errc::bad_message);
+      auto [bad2, v2] = co_await q.async_get(tuple);
+      CHECK(bad2 == herd::errc::bad_message);
+      CHECK(co_await q.async_get() == "fine");
+      // Blocking gets report it the same way.
+      REQUIRE(::send(send_end, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);
+      CHECK_THROWS_WITH_AS(q.get(), doctest::Contains("cannot be decoded"), boost::system::system_error);
+      q.put("still fine");
+      CHECK(q.get() == "still fine");
+    });
+  }
+
+  TEST_CASE("a child blocked in get() keeps blocking while the parent awaits the same queue") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      herd::queue<int> answers(ex);
+      // The parent awaits first (Asio would set O_NONBLOCK on a shared descriptor it waited on).
+      auto [ec, v] = co_await herd::with_timeout(q.async_get(), 20ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      auto child = herd::start(ex, [q, answers]() mutable {
+        // A blocking get that returned at once with EAGAIN would throw here.
+        answers.put(q.get());
+      });
+      asio::steady_timer timer(ex, 100ms);
+      co_await timer.async_wait(asio::deferred);
+      CHECK(child.is_alive());  // still blocked in get()
+      co_await q.async_put(9);
+      CHECK(co_await answers.async_get() == 9);
+      CHECK((co_await child.async_join()).success());
+    });
+  }
+
+  TEST_CASE("a joinable queue's join waits for every task_done") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::joinable_queue<int> q(ex);
+      co_await q.async_join();  // nothing put: done at once
+      auto worker = herd::start(ex, [q]() mutable {
+        for (int i = 0; i < 3; ++i) {
+          q.get();
+          ::usleep(30000);
+          q.task_done();
+        }
+      });
+      for (int i = 0; i < 3; ++i) co_await q.async_put(i);
+      const auto start = std::chrono::steady_clock::now();
+      co_await q.async_join();
+      CHECK(std::chrono::steady_clock::now() - start >= 60ms);
+      co_await worker.async_join();
+      CHECK_THROWS_AS(q.task_done(), boost::system::system_error);  // more task_done than puts
+      q.put(1);
+      CHECK_THROWS_WITH_AS(q.join(20ms), doctest::Contains("timed out"), boost::system::system_error);
+      q.get();
+      q.task_done();
+      q.join();
+    });
+  }
+
+  TEST_CASE("packed puts (pack_puts) reach the consumer once the producer waits or exits") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex, {.pack_puts = true});
+      auto producer = herd::start(ex, [q]() mutable {
+        for (int i = 0; i < 20000; ++i) q.put(i);
+      });
+      long sum = 0;
+      for (int i = 0; i < 20000; ++i) sum += co_await q.async_get();
+      CHECK(sum == 20000L * 19999 / 2);
+      co_await producer.async_join();
+    });
+  }
+
+  TEST_CASE("queues leak no descriptors and no shared memory mappings") {
+    leak_check guard;
+    const auto maps_before = herd_test::count_open_fds();
+    {
+      asio::io_context io;
+      for (int i = 0; i < 50; ++i) {
+        herd::joinable_queue<std::string> q(io.get_executor(), {.maxsize = 4});
+        q.put(std::string(200000, 'x'));
+        CHECK(q.get().size() == 200000);
+      }
+    }
+    CHECK(herd_test::count_open_fds() == maps_before);
+  }
+}
