@@ -306,17 +306,12 @@ struct channel::state {
 
   static bool wait_ready(int fd, short events, std::optional<clock_type::time_point> deadline) {
     for (;;) {
-      int wait_ms = -1;
-      if (deadline) {
-        const auto left = std::chrono::duration_cast<milliseconds>(*deadline - clock_type::now()).count();
-        if (left <= 0) return false;
-        wait_ms = static_cast<int>(left);
-      }
+      const int wait_ms = poll_timeout_until(deadline);
+      if (wait_ms == 0) return false;
       pollfd p{fd, events, 0};
       const int n = ::poll(&p, 1, wait_ms);
       if (n > 0) return true;
-      if (n == 0) return false;
-      if (errno != EINTR) return true;  // let the caller's I/O report the problem
+      if (n < 0 && errno != EINTR) return true;  // let the caller's I/O report the problem
     }
   }
 

@@ -350,6 +350,11 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   const pid_t parent = ::getpid();
   (void)identity();  // initialized here, not in every child (a first use in a child writes pages)
   std::unique_lock lock(fork_lock());
+  // Signals wait until the child has put back default handlers: a SIGTERM that arrives in
+  // between must kill the child, not run the parent's handler in it.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::close(child->channel.native_handle());  // the parent's end (its copy here is never used)
@@ -364,8 +369,9 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
     lock.release();  // run_child unlocks: the mutex object is our copy
     run_child(options, name, parent, channel, body);
   }
-  lock.unlock();
   const int fork_error = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  lock.unlock();
   channel_write.reset();
   go_read.reset();
   if (pid < 0) {

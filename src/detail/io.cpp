@@ -1,5 +1,6 @@
 #include "io.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -172,6 +173,12 @@ int move_above_stdio(int fd) noexcept {
   ::close(fd);
   errno = saved;
   return moved;
+}
+
+int poll_timeout_until(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
+  if (!deadline) return -1;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
 }  // namespace herd::detail

@@ -8,6 +8,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/post.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,10 @@ void post_completion(const asio::any_io_executor& io_executor, Handler&& handler
 /// write() that never raises SIGPIPE in the process: a write to a pipe whose reader is gone
 /// fails with EPIPE instead (the SIGPIPE it generates is blocked and consumed on this thread).
 long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept;
+
+/// A poll() timeout that reaches `deadline`: rounded up (a truncated one wakes early), 0 once
+/// it has passed, -1 (forever) without a deadline.
+int poll_timeout_until(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept;
 
 /// pidfd system calls by number: glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37).
 int open_pidfd(int pid) noexcept;

@@ -85,14 +85,11 @@ void process_core::reaped(exit_status final_status) {
 }
 
 bool process_core::join_blocking(std::optional<std::chrono::milliseconds> timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
   while (!try_reap()) {
-    int wait_ms = -1;
-    if (timeout) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      wait_ms = static_cast<int>(left.count());
-    }
+    const int wait_ms = poll_timeout_until(deadline);
+    if (wait_ms == 0) return false;
     // The pidfd is readable once the child has ended; a spurious wake-up just loops.
     if (wait_readable(pidfd.native_handle(), extra_poll_fd(), wait_ms)) on_extra_readable();
   }
