@@ -67,7 +67,10 @@ class decoder {
     in_.remove_prefix(size);
     return part;
   }
-  void bytes(void* data, std::size_t size) { std::memcpy(data, take(size).data(), size); }
+  void bytes(void* data, std::size_t size) {
+    const std::string_view part = take(size);
+    if (size != 0) std::memcpy(data, part.data(), size);  // an empty vector's data() may be null
+  }
   std::size_t size() {
     std::uint64_t v;
     bytes(&v, sizeof v);
@@ -195,7 +198,13 @@ struct codec {
   static T decode(decoder& d) {
     constexpr int rule = detail::rule_for<T>();
     static_assert(rule != 0, "herd::codec cannot receive this type: see herd::codec<T>::encode");
-    if constexpr (rule == 2) {
+    if constexpr (std::is_same_v<T, bool>) {
+      // Any other byte would be a bool with an impossible value (undefined behaviour to read).
+      std::uint8_t b;
+      d.bytes(&b, 1);
+      if (b > 1) decoder::fail("a bool is neither 0 nor 1");
+      return b == 1;
+    } else if constexpr (rule == 2) {
       T v;
       d.bytes(&v, sizeof v);
       return v;
