@@ -126,7 +126,7 @@ TEST_SUITE("child") {
     CHECK_FALSE(c.valid());
   }
 
-  TEST_CASE("a file without execute permission is not a program; one of unknown format fails to start") {
+  TEST_CASE("a file without execute permission is not a program, one of unknown format fails to start") {
     leak_check guard;
     const auto dir = std::filesystem::temp_directory_path() / ("herd-exec-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);

@@ -127,7 +127,7 @@ TEST_SUITE("codec") {
     CHECK_THROWS_AS(herd::decode<with_cereal>(herd::encode(std::string("junk"))), boost::system::system_error);
   }
 
-  TEST_CASE("a bool byte other than 0 or 1 is bad_message; empty containers decode (found by the fuzzer)") {
+  TEST_CASE("a bool byte other than 0 or 1 is bad_message, empty containers decode (found by the fuzzer)") {
     CHECK_THROWS_WITH_AS(herd::decode<bool>(std::string(1, '\x02')), doctest::Contains("neither 0 nor 1"),
                          boost::system::system_error);
     CHECK_THROWS_AS(herd::decode<std::optional<int>>(std::string("\x07\0\0\0\0", 5)), boost::system::system_error);

@@ -315,7 +315,7 @@ TEST_SUITE("process") {
         120s);
   }
 
-  TEST_CASE("terminate() stops a child in an infinite loop; one ignoring SIGTERM gets SIGKILL after the grace") {
+  TEST_CASE("terminate() stops a child in an infinite loop, one ignoring SIGTERM gets SIGKILL after the grace") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto looping = herd::start(ex, [] { loop_forever(); });
@@ -423,7 +423,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("destroying a running handle stops the child; detach lets it finish and be reaped") {
+  TEST_CASE("destroying a running handle stops the child, detach lets it finish and be reaped") {
     leak_check guard;
     int stopped_pid = 0;
     const auto marker = std::filesystem::temp_directory_path() / ("herd-detach-" + std::to_string(::getpid()));

@@ -182,7 +182,7 @@ TEST_SUITE("queue") {
     });
   }
 
-  TEST_CASE("a consumer SIGKILLed mid-stream costs only what it held; the others go on") {
+  TEST_CASE("a consumer SIGKILLed mid-stream costs only what it held, the others go on") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<int> q(ex);
@@ -208,7 +208,7 @@ TEST_SUITE("queue") {
     });
   }
 
-  TEST_CASE("close under load: receivers drain what was put, then see closed; producers see closed") {
+  TEST_CASE("close under load: receivers drain what was put, then see closed, producers see closed") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<int> q(ex);
@@ -242,7 +242,7 @@ TEST_SUITE("queue") {
     });
   }
 
-  TEST_CASE("maxsize makes put wait; a cancelled wait sends nothing and loses nothing") {
+  TEST_CASE("maxsize makes put wait, a cancelled wait sends nothing and loses nothing") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<int> q(ex, {.maxsize = 2});
@@ -264,7 +264,7 @@ TEST_SUITE("queue") {
     });
   }
 
-  TEST_CASE("messages from one byte to 64 MiB arrive whole; a 1 GiB message too") {
+  TEST_CASE("messages from one byte to 64 MiB arrive whole, a 1 GiB message too") {
     leak_check guard;
     herd_test::run(
         [](asio::any_io_executor ex) -> asio::awaitable<void> {
