@@ -74,10 +74,10 @@ struct child_registry {
 // handler and late destructors use it).
 child_registry& registry() {
   static auto* self = new child_registry;
-  if (self->owner != ::getpid()) {
+  if (self->owner != current_pid()) {
     self->children.clear();
     self->detached.clear();  // their descriptors were the original's, closed by exec or not ours
-    self->owner = ::getpid();
+    self->owner = current_pid();
   }
   return *self;
 }
@@ -590,7 +590,7 @@ void process_base::detach() noexcept {
 // ---------------------------------------------------------------------------------------------
 
 namespace this_process {
-int pid() noexcept { return ::getpid(); }
+int pid() noexcept { return detail::current_pid(); }
 int ppid() noexcept { return ::getppid(); }
 const std::string& name() noexcept { return detail::identity_name(); }
 bool is_daemon() noexcept { return detail::identity().daemon; }

@@ -302,6 +302,26 @@ TEST_SUITE("process") {
     });
   }
 
+  TEST_CASE("this_process::pid() is right in a child made by a plain fork(), and in its child") {
+    leak_check guard;
+    const int parent = herd::this_process::pid();
+    CHECK(parent == ::getpid());
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // herd caches the pid: a stale cache would name the parent here.
+      if (herd::this_process::pid() != ::getpid()) ::_exit(1);
+      const pid_t grandchild = ::fork();
+      if (grandchild == 0) ::_exit(herd::this_process::pid() == ::getpid() ? 0 : 1);
+      int status = 0;
+      ::waitpid(grandchild, &status, 0);
+      ::_exit(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+
   TEST_CASE("two hundred children started at once are all joined, with no zombie and no leaked fd") {
     leak_check guard;
     herd_test::run(

@@ -12,6 +12,8 @@
 
 #include <csignal>
 #include <fcntl.h>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -401,6 +403,78 @@ TEST_SUITE("queue") {
       for (int i = 0; i < 20000; ++i) sum += co_await q.async_get();
       CHECK(sum == 20000L * 19999 / 2);
       co_await producer.async_join();
+    });
+  }
+
+  TEST_CASE("large messages of falling and rising sizes arrive exact through reused receive buffers") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::string> q(ex);
+      // Slab-sized and smaller ones reuse one buffer; a longer stale tail would show.
+      const std::vector<std::size_t> sizes{2 << 20, 100'000, 1'500'000, 70'000, 2 << 20, 5 << 20, 80'000};
+      const auto message = [](std::size_t i, std::size_t size) {
+        std::string m(size, static_cast<char>('A' + i));
+        m.back() = static_cast<char>('a' + i);
+        return m;
+      };
+      auto producer = herd::start(ex, [q, sizes, message]() mutable {
+        for (int round = 0; round < 2; ++round)
+          for (std::size_t i = 0; i < sizes.size(); ++i) q.put(message(i, sizes[i]));
+      });
+      for (std::size_t i = 0; i < sizes.size(); ++i) CHECK(co_await q.async_get() == message(i, sizes[i]));
+      for (std::size_t i = 0; i < sizes.size(); ++i) CHECK(q.get() == message(i, sizes[i]));  // blocking path
+      co_await producer.async_join();
+    });
+  }
+
+  TEST_CASE("a put_many that fails counts nothing: qsize and join stay right") {
+    leak_check guard;
+    asio::io_context io;
+    herd::joinable_queue<int> q(io.get_executor());
+    q.put(1);
+    q.close();
+    const std::vector<int> values(100, 7);
+    CHECK_THROWS_WITH_AS(q.put_many(values), doctest::Contains("0 of 100 put"), boost::system::system_error);
+    CHECK(q.qsize() == 1);
+    CHECK(q.get() == 1);
+    q.task_done();
+    q.join(1000ms);  // nothing of the failed put_many is waited for
+  }
+
+  TEST_CASE("a blocking get polls only briefly: an idle consumer sleeps, and a short timeout is kept") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      auto consumer = herd::start(ex, [q]() mutable { q.get(); });
+      asio::steady_timer timer(ex, 400ms);
+      co_await timer.async_wait(asio::deferred);
+      // utime + stime (fields 14 and 15 of /proc/<pid>/stat), in clock ticks.
+      std::ifstream stat("/proc/" + std::to_string(consumer.pid()) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      std::istringstream rest(text.substr(text.rfind(')') + 2));
+      std::string field;
+      long utime = 0, stime = 0;
+      for (int i = 3; i <= 15; ++i) {
+        rest >> field;
+        if (i == 14) utime = std::stol(field);
+        if (i == 15) stime = std::stol(field);
+      }
+      const double cpu_ms = (utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+      CHECK_MESSAGE(cpu_ms < 100, "a consumer blocked for 400 ms used ", cpu_ms, " ms of CPU");
+      co_await q.async_put(1);
+      CHECK((co_await consumer.async_join()).success());
+
+      herd::queue<int> spinning(ex, {.spin = std::chrono::microseconds(2'000'000)});
+      const auto start = std::chrono::steady_clock::now();
+      CHECK_THROWS_WITH_AS(spinning.get(30ms), doctest::Contains("timed out"), boost::system::system_error);
+      CHECK(std::chrono::steady_clock::now() - start < 1500ms);  // the timeout, not the 2 s poll
+      herd::queue<int> sleeping(ex, {.spin = std::chrono::microseconds(0)});
+      auto late = herd::start(ex, [sleeping]() mutable {
+        ::usleep(50000);
+        sleeping.put(3);
+      });
+      CHECK(sleeping.get() == 3);
+      co_await late.async_join();
     });
   }
 

@@ -1,6 +1,7 @@
 #include "io.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -114,6 +115,18 @@ exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_re
 }
 
 namespace {
+std::atomic<int> cached_pid{0};
+void refresh_cached_pid() noexcept { cached_pid.store(static_cast<int>(::syscall(SYS_getpid)), std::memory_order_relaxed); }
+}  // namespace
+
+int current_pid() noexcept {
+  // Registered on first use; a fork before that leaves nothing stale to refresh.
+  static const bool registered = (refresh_cached_pid(), ::pthread_atfork(nullptr, nullptr, refresh_cached_pid), true);
+  (void)registered;
+  return cached_pid.load(std::memory_order_relaxed);
+}
+
+namespace {
 // Never destroyed: destructors of static objects may still close pipes at exit. A forked child
 // finds the list stale by its owner's pid and starts afresh, without writing to it at fork
 // time (every page a fresh child writes costs a copy).
@@ -129,9 +142,9 @@ exclusion_list& exclusion_state() {
 
 std::vector<int>& exclusions() {
   auto& list = exclusion_state();
-  if (list.owner != ::getpid()) {
+  if (list.owner != current_pid()) {
     list.fds.clear();
-    list.owner = ::getpid();
+    list.owner = current_pid();
   }
   return list.fds;
 }

@@ -6,6 +6,7 @@
 #include <herd/stop_policy.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
@@ -17,11 +18,18 @@
 namespace herd::detail {
 
 /// Completes `handler` through `io_executor` (never inline in the initiating call), on the
-/// handler's own associated executor.
+/// handler's own associated executor. `defer`, not `post`: called from the io_context's own
+/// thread, the completion goes to that thread's private queue, without the scheduler's lock.
 template <typename Handler, typename... Args>
 void post_completion(const asio::any_io_executor& io_executor, Handler&& handler, Args&&... args) {
   asio::post(io_executor, asio::append(std::forward<Handler>(handler), std::forward<Args>(args)...));
 }
+
+/// This process's pid without a system call (glibc no longer caches getpid()): kept current
+/// by a pthread_atfork child handler, so it is right after every fork() — herd's and the
+/// user's. Channels and registries ask it on every operation to tell a forked copy of their
+/// state from their own.
+int current_pid() noexcept;
 
 /// write() that never raises SIGPIPE in the process: a write to a pipe whose reader is gone
 /// fails with EPIPE instead (the SIGPIPE it generates is blocked and consumed on this thread).

@@ -7,10 +7,12 @@
 #include <herd/detail/channel.hpp>
 #include <herd/error.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/defer.hpp>
 
 #include <chrono>
 #include <memory>
@@ -59,11 +61,19 @@ class typed_channel {
     return asio::async_initiate<Token, void(error_code, T)>(
         [](auto handler, std::shared_ptr<channel> ch, executor_type ex) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          // A message (or an error) already here completes through one deferred call on this
+          // thread's queue, with no type-erased handler and no wait: a consumer that drains a
+          // backlog pays only this per message.
+          std::string ready;
+          if (error_code ec = ch->try_receive(ready); ec != errc::would_block)
+            return deliver(*ch, ec, std::move(ready), [&](error_code e, T value) {
+              asio::defer(home, asio::append(std::move(handler), e, std::move(value)));
+            });
           auto slot = asio::get_associated_cancellation_slot(handler);
           ch->async_receive(home, asio::bind_cancellation_slot(
-                                      slot, asio::bind_executor(home, [handler = std::move(handler)](
+                                      slot, asio::bind_executor(home, [handler = std::move(handler), ch](
                                                                           error_code ec, std::string bytes) mutable {
-                                        deliver(std::move(handler), ec, bytes);
+                                        deliver(*ch, ec, std::move(bytes), std::move(handler));
                                       })));
         },
         token, channel_, executor_);
@@ -78,28 +88,30 @@ class typed_channel {
   error_code receive_blocking(T& out, std::optional<std::chrono::milliseconds> timeout, bool block) {
     std::string bytes;
     if (error_code ec = channel_->receive(bytes, timeout, block)) return ec;
-    try {
-      out = herd::decode<T>(bytes);
-    } catch (const boost::system::system_error& e) {
-      return e.code();
-    }
-    return {};
+    return decode_message(*channel_, std::move(bytes), out);
   }
 
   channel& core() const noexcept { return *channel_; }
   const std::shared_ptr<channel>& core_ptr() const noexcept { return channel_; }
 
  private:
-  template <typename Handler>
-  static void deliver(Handler&& handler, error_code ec, const std::string& bytes) {
-    if (ec) return std::move(handler)(ec, T{});
-    std::optional<T> value;
+  // Decodes `bytes` into `out` and gives the buffer back to the channel for the next message.
+  static error_code decode_message(channel& ch, std::string&& bytes, T& out) {
+    error_code ec;
     try {
-      value.emplace(herd::decode<T>(bytes));
+      out = herd::decode<T>(bytes);
     } catch (const boost::system::system_error& e) {
-      return std::move(handler)(e.code(), T{});
+      ec = e.code();
     }
-    std::move(handler)(error_code(), std::move(*value));
+    ch.recycle(std::move(bytes));
+    return ec;
+  }
+
+  template <typename Handler>
+  static void deliver(channel& ch, error_code ec, std::string&& bytes, Handler&& handler) {
+    T value{};
+    if (!ec) ec = decode_message(ch, std::move(bytes), value);
+    std::move(handler)(ec, ec ? T{} : std::move(value));
   }
 
   executor_type executor_;
