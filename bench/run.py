@@ -34,6 +34,8 @@ f.update(run([os.path.join(bench, "bench_read_stdout")]))
 f.update(run([sys.executable, os.path.join(python_dir, "read_stdout.py"), os.path.join(bench, "bench_producer")]))
 f.update(run([os.path.join(bench, "bench_process")]))
 f.update(run([sys.executable, os.path.join(python_dir, "process.py")]))
+f.update(run([os.path.join(bench, "bench_queue")]))
+f.update(run([sys.executable, os.path.join(python_dir, "queues.py")]))
 
 
 def ratio(a, b):
@@ -49,6 +51,12 @@ rows = [
     ("read 100 MiB stdout: herd / Python asyncio", ratio("herd_async_run_capture_100mib", "python_asyncio_communicate_100mib"), ">= 2"),
     ("function child start+join: Python fork / herd", ratio("python_process_fork_start_join", "herd_start_join"), ">= 5"),
     ("function child start+join: herd / raw fork", ratio("herd_start_join", "raw_fork_exit_waitpid"), "<= 1.5"),
+    ("64 B queue msgs/s: herd put / Python put", ratio("herd_queue_64b_put", "python_queue_64b"), "(one packet each)"),
+    ("64 B queue msgs/s: herd pack_puts / Python put", ratio("herd_queue_64b_pack_puts", "python_queue_64b"), ">= 10"),
+    ("64 B queue msgs/s: herd put_many / Python put", ratio("herd_queue_64b_put_many", "python_queue_64b"), ">= 10"),
+    ("1 MiB queue MB/s: herd / Python", ratio("herd_queue_1mib", "python_queue_1mib"), ">= 5"),
+    ("pipe round trip: Python / herd", ratio("python_pipe_round_trip", "herd_pipe_round_trip"), ">= 2"),
+    ("pipe round trip: herd / raw blocking socketpair", ratio("herd_pipe_round_trip", "raw_socketpair_round_trip"), "<= 1.5"),
 ]
 print("\nsummary")
 for name, value, target in rows:

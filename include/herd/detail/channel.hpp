@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace herd {
@@ -42,6 +43,18 @@ struct channel_options {
 
 namespace detail {
 
+/// Where a received message goes: `accept` is called once with its bytes, which live only for
+/// the call (small messages are views into the packet they came in). For a message with a
+/// buffer of its own, `owned` points to that buffer, which `accept` may take. What `accept`
+/// returns (errc::bad_message if it cannot decode) is what the receive reports.
+struct message_sink {
+  error_code (*accept)(void* context, std::string_view bytes, std::string* owned);
+  void* context;
+
+  /// A sink that copies (or takes) the message into `out`.
+  static message_sink into(std::string& out) noexcept;
+};
+
 /// One end of a channel as this process sees it: where it sends, where it receives, and the
 /// memory shared by every process that holds the channel. Thread safety: as herd's I/O objects.
 class channel : public std::enable_shared_from_this<channel> {
@@ -63,11 +76,11 @@ class channel : public std::enable_shared_from_this<channel> {
   /// Sends all of `messages`, packed `batch` to a packet, and returns once every packet left.
   /// `sent` counts the messages that left before an error.
   error_code send_many(std::vector<std::string>& messages, std::size_t& sent);
-  error_code receive(std::string& out, std::optional<std::chrono::milliseconds> timeout, bool block);
+  error_code receive(const message_sink& sink, std::optional<std::chrono::milliseconds> timeout, bool block);
 
   /// A message this process already holds, or one waiting in the socket, never waiting:
   /// success, errc::would_block, or the error a receive would report (closed, bad_message, …).
-  error_code try_receive(std::string& out);
+  error_code try_receive(const message_sink& sink);
 
   /// Gives a received message's buffer back once it is decoded, for the next large message.
   void recycle(std::string&& bytes) noexcept;

@@ -64,16 +64,17 @@ class typed_channel {
           // A message (or an error) already here completes through one deferred call on this
           // thread's queue, with no type-erased handler and no wait: a consumer that drains a
           // backlog pays only this per message.
-          std::string ready;
-          if (error_code ec = ch->try_receive(ready); ec != errc::would_block)
-            return deliver(*ch, ec, std::move(ready), [&](error_code e, T value) {
-              asio::defer(home, asio::append(std::move(handler), e, std::move(value)));
-            });
+          T value{};
+          if (error_code ec = ch->try_receive(decode_into(value)); ec != errc::would_block)
+            return asio::defer(home, asio::append(std::move(handler), ec, ec ? T{} : std::move(value)));
           auto slot = asio::get_associated_cancellation_slot(handler);
           ch->async_receive(home, asio::bind_cancellation_slot(
                                       slot, asio::bind_executor(home, [handler = std::move(handler), ch](
                                                                           error_code ec, std::string bytes) mutable {
-                                        deliver(*ch, ec, std::move(bytes), std::move(handler));
+                                        T value{};
+                                        if (!ec) ec = decode_into(value).accept(&value, bytes, nullptr);
+                                        ch->recycle(std::move(bytes));
+                                        std::move(handler)(ec, ec ? T{} : std::move(value));
                                       })));
         },
         token, channel_, executor_);
@@ -86,32 +87,24 @@ class typed_channel {
   /// On an error `out` is untouched; an undecodable message is errc::bad_message (it is gone,
   /// the channel is fine).
   error_code receive_blocking(T& out, std::optional<std::chrono::milliseconds> timeout, bool block) {
-    std::string bytes;
-    if (error_code ec = channel_->receive(bytes, timeout, block)) return ec;
-    return decode_message(*channel_, std::move(bytes), out);
+    return channel_->receive(decode_into(out), timeout, block);
   }
 
   channel& core() const noexcept { return *channel_; }
   const std::shared_ptr<channel>& core_ptr() const noexcept { return channel_; }
 
  private:
-  // Decodes `bytes` into `out` and gives the buffer back to the channel for the next message.
-  static error_code decode_message(channel& ch, std::string&& bytes, T& out) {
-    error_code ec;
-    try {
-      out = herd::decode<T>(bytes);
-    } catch (const boost::system::system_error& e) {
-      ec = e.code();
-    }
-    ch.recycle(std::move(bytes));
-    return ec;
-  }
-
-  template <typename Handler>
-  static void deliver(channel& ch, error_code ec, std::string&& bytes, Handler&& handler) {
-    T value{};
-    if (!ec) ec = decode_message(ch, std::move(bytes), value);
-    std::move(handler)(ec, ec ? T{} : std::move(value));
+  // Decodes a message straight from the channel's buffer; `out` changes only on success.
+  static message_sink decode_into(T& out) noexcept {
+    return {[](void* context, std::string_view bytes, std::string*) -> error_code {
+              try {
+                *static_cast<T*>(context) = herd::decode<T>(bytes);
+              } catch (const boost::system::system_error& e) {
+                return e.code();
+              }
+              return {};
+            },
+            &out};
   }
 
   executor_type executor_;
