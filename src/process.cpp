@@ -21,10 +21,15 @@
 #include <iostream>
 #include <mutex>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace herd {
 namespace detail {
@@ -34,23 +39,14 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // This process, and the function children it started (for atexit and active_children()).
 
-struct process_identity {
-  // In a child, the name string of fork_process's frame in its copy of the parent's stack, which
-  // never unwinds there: pointing to it writes no page.
-  const std::string* name = nullptr;
-  bool daemon = false;
-};
-
-
-// Never destroyed: the atexit handler below and late destructors still use them.
-process_identity& identity() {
-  static auto* self = new process_identity;
-  return *self;
-}
+// Which process this is: on the fork page (see io.hpp). In a child, `process_name` points to the
+// name string of fork_process's frame in its copy of the parent's stack, which never unwinds
+// there: pointing to it writes no other page.
+fork_page& identity() { return fork_state(); }
 
 const std::string& identity_name() {
   static const std::string main_name = "main";
-  const std::string* name = identity().name;
+  const std::string* name = identity().process_name;
   return name ? *name : main_name;
 }
 
@@ -156,23 +152,67 @@ void reset_signals_in_child() noexcept {
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, 8);
 }
 
-void ignore_sigpipe() noexcept { set_disposition(SIGPIPE, reinterpret_cast<unsigned long>(SIG_IGN)); }
-
 [[noreturn]] void exit_child(int code) noexcept {
   ::syscall(SYS_exit_group, code);
   __builtin_unreachable();
 }
 
-void write_all(int fd, const char* data, std::size_t size) noexcept {
+bool write_all(int fd, const char* data, std::size_t size) noexcept {
   while (size > 0) {
     const ssize_t n = static_cast<ssize_t>(::syscall(SYS_write, fd, data, size));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return;  // the parent is gone; nobody will read this
+      return false;
     }
     data += n;
     size -= static_cast<std::size_t>(n);
   }
+  return true;
+}
+
+// Sends the outcome (`head` then `body`) without ever waiting: the parent reads it only once this
+// process has ended. What fits in the socket's buffer goes inline; the rest in a memfd passed
+// with a one-byte marker (SCM_RIGHTS), which the kernel keeps in flight after this process is
+// gone. MSG_NOSIGNAL: a parent that stopped listening (a detached child) is EPIPE, not SIGPIPE.
+void send_outcome(int fd, std::string_view head, std::string_view body) noexcept {
+  constexpr std::size_t inline_limit = 16 * 1024;  // far below any unix socket's send buffer
+  const std::size_t total = head.size() + body.size();
+  std::size_t sent = 0;
+  if (total <= inline_limit) {
+    iovec parts[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = 2;
+    for (;;) {
+      const long n = ::syscall(SYS_sendmsg, fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n >= 0) sent = static_cast<std::size_t>(n);
+      if (n >= 0 || errno != EINTR) break;
+    }
+    if (sent == total) return;
+  }
+  const int memory = static_cast<int>(::syscall(SYS_memfd_create, "herd-outcome", MFD_CLOEXEC));
+  if (memory < 0) return;  // the parent reports an unreadable outcome
+  const std::size_t head_left = sent < head.size() ? head.size() - sent : 0;
+  const std::size_t body_from = sent > head.size() ? sent - head.size() : 0;
+  if (write_all(memory, head.data() + (head.size() - head_left), head_left) &&
+      write_all(memory, body.data() + body_from, body.size() - body_from)) {
+    char marker = 'M';
+    iovec part{&marker, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &memory, sizeof memory);
+    while (::syscall(SYS_sendmsg, fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+  }
+  ::syscall(SYS_close, memory);
 }
 
 void flush_stdio() noexcept {
@@ -191,7 +231,6 @@ std::string current_exception_type() {
 }
 
 void send_exception(int fd) noexcept {
-  ignore_sigpipe();
   try {
     std::string message;
     std::string type = current_exception_type();
@@ -207,9 +246,9 @@ void send_exception(int fd) noexcept {
     record.append(reinterpret_cast<const char*>(&length), sizeof length);
     record += type;
     record += message;
-    write_all(fd, record.data(), record.size());
+    send_outcome(fd, record, {});
   } catch (...) {
-    write_all(fd, "E", 1);
+    send_outcome(fd, "E", {});
   }
 }
 
@@ -269,7 +308,7 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
     if (!apply_stdio_in_child(target, *streams[target])) exit_child(1);
   for (const auto& [key, value] : options.env) ::setenv(key.c_str(), value.c_str(), 1);
 
-  identity().name = &name;
+  identity().process_name = &name;
   identity().daemon = options.daemon;
 
   int code = 0;
@@ -287,11 +326,56 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
 
 }  // namespace
 
+void read_outcome(int fd, std::string& received) noexcept {
+  if (fd < 0) return;
+  try {
+    std::vector<char> buffer(64 * 1024);
+    for (;;) {
+      iovec part{buffer.data(), buffer.size()};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+      msghdr message{};
+      message.msg_iov = &part;
+      message.msg_iovlen = 1;
+      message.msg_control = control;
+      message.msg_controllen = sizeof control;
+      const ssize_t n = ::recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // all of it (or the peer never sent anything)
+      std::vector<unique_fd> memories;
+      for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+        for (std::size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+          int memory;
+          std::memcpy(&memory, CMSG_DATA(h) + i * sizeof(int), sizeof memory);
+          memories.emplace_back(memory);
+        }
+      }
+      // A memfd arrives with its one-byte marker, the last byte of this read.
+      received.append(buffer.data(), static_cast<std::size_t>(n) - (memories.empty() ? 0 : 1));
+      for (const unique_fd& memory : memories) {
+        struct stat info{};
+        if (::fstat(memory.get(), &info) != 0) continue;
+        const std::size_t at = received.size();
+        received.resize(at + static_cast<std::size_t>(info.st_size));
+        for (std::size_t done = 0; done < static_cast<std::size_t>(info.st_size);) {
+          const ssize_t got = ::pread(memory.get(), received.data() + at + done,
+                                      static_cast<std::size_t>(info.st_size) - done, static_cast<off_t>(done));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            received.resize(at + done);
+            break;
+          }
+          done += static_cast<std::size_t>(got);
+        }
+      }
+    }
+  } catch (...) {
+    // Out of memory: what was read stays, and the outcome is reported unreadable.
+  }
+}
+
 void result_sink::send_value(std::string_view bytes) {
-  // The parent may have stopped listening (a detached child): EPIPE, not death by SIGPIPE.
-  ignore_sigpipe();
-  write_all(fd_, "R", 1);
-  write_all(fd_, bytes.data(), bytes.size());
+  send_outcome(fd_, "R", bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,9 +399,9 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
       options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
 
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     throw boost::system::system_error(errc::spawn_failed,
-                                      "herd: cannot start '" + name + "': pipe: " + std::strerror(errno));
+                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
   unique_fd channel_read(move_above_stdio(fds[0])), channel_write(move_above_stdio(fds[1]));
 
   // Text the parent buffered must not be printed again by the child, nor messages it packed
@@ -344,11 +428,10 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   auto child = std::make_shared<function_process>(ex, name, options, function_type, function_address,
                                                   channel_read.get());
   channel_read.release();
-  child->read_channel();
   remember(child);
 
   const pid_t parent = ::getpid();
-  (void)identity();  // initialized here, not in every child (a first use in a child writes pages)
+  (void)current_pid();  // registered here, not in every child (a first use in a child writes pages)
   std::unique_lock lock(fork_lock());
   // Signals wait until the child has put back default handlers: a SIGTERM that arrives in
   // between must kill the child, not run the parent's handler in it.
@@ -357,7 +440,7 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::close(child->channel.native_handle());  // the parent's end (its copy here is never used)
+    ::close(child->channel.get());  // the parent's end (its copy here is never used)
     go_write.reset();
     if (go_read) {
       char go;

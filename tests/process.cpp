@@ -359,6 +359,32 @@ TEST_SUITE("process") {
     });
   }
 
+  TEST_CASE("results on both sides of the inline limit, and a long exception message, arrive exact") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const auto pattern = [](std::size_t size) {
+        std::string s(size, '\0');
+        for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + size) % 26);
+        return s;
+      };
+      // Up to 16 KiB the outcome is sent inline; beyond, it travels in a memfd.
+      for (std::size_t size : {std::size_t(0), std::size_t(1), std::size_t(16 * 1024 - 8), std::size_t(16 * 1024),
+                               std::size_t(16 * 1024 + 1), std::size_t(70'000), std::size_t(1) << 20}) {
+        auto p = herd::start(ex, [pattern, size] { return pattern(size); });
+        const std::string got = co_await p.async_result();
+        CHECK_MESSAGE(got == pattern(size), "a result of ", size, " bytes");
+      }
+      auto failing = herd::start(ex, [pattern]() -> int { throw std::runtime_error(pattern(100'000)); });
+      try {
+        (void)co_await failing.async_result();
+        FAIL("no exception");
+      } catch (const herd::child_error& e) {
+        CHECK(e.exception_type() == "std::runtime_error");
+        CHECK(e.exception_message() == pattern(100'000));
+      }
+    });
+  }
+
   TEST_CASE("blocking join and result work without a running event loop, even for large results") {
     leak_check guard;
     asio::io_context io;  // never run

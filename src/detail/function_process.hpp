@@ -5,14 +5,16 @@
 #include <herd/process.hpp>
 
 #include "process_core.hpp"
+#include "unique_fd.hpp"
 
-#include <cerrno>
 #include <optional>
 #include <string>
 #include <typeinfo>
-#include <unistd.h>
 
 namespace herd::detail {
+
+/// The parent's side of the outcome socket: appends what it holds, inline bytes and memfds.
+void read_outcome(int fd, std::string& received) noexcept;
 
 struct function_process : process_core {
   // Prepared before the fork; attach() it to the child afterwards.
@@ -22,53 +24,18 @@ struct function_process : process_core {
         function_type(&function_type),
         function_address(function_address),
         daemon(options.daemon),
-        channel(ex, channel_fd) {
-    error_code ignored;
-    channel.non_blocking(true, ignored);
-  }
+        channel(channel_fd) {}
 
-  // The outcome may be larger than the pipe: read it while the child runs, or the child blocks
-  // in write() and never ends.
-  void read_channel() {
-    if (!channel.is_open()) return;
-    channel.async_wait(asio::posix::stream_descriptor::wait_read,
-                       [self = std::static_pointer_cast<function_process>(shared_from_this())](error_code ec) {
-                         if (ec) return;
-                         if (self->drain_channel()) self->read_channel();
-                       });
-  }
-
-  // Reads what is there without blocking; false once nothing more can come.
-  bool drain_channel() {
-    if (!channel.is_open()) return false;
-    char buffer[64 * 1024];
-    for (;;) {
-      const ssize_t n = ::read(channel.native_handle(), buffer, sizeof buffer);
-      if (n > 0) {
-        received.append(buffer, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return true;
-      close_channel();  // end of file, or an error: nothing more will come
-      return false;
-    }
-  }
-
-  void close_channel() {
-    error_code ignored;
-    channel.close(ignored);
-  }
-
-  // The child wrote everything before it exited; take what the pipe still holds, without
-  // waiting for an end of file that a grandchild holding the pipe could delay forever.
+  // The child never waits to send its outcome (small ones fit in the socket's buffer, larger
+  // ones travel in a memfd, see send_outcome), so nothing is read until it has ended: the only
+  // wake-up of a start and join is the child's exit. Takes what the socket holds without
+  // waiting for an end of file, which a grandchild holding the socket could delay forever.
   void on_reaped() override {
-    drain_channel();
+    read_outcome(channel.get(), received);
     close_channel();
   }
 
-  int extra_poll_fd() override { return channel.is_open() ? channel.native_handle() : -1; }
-  void on_extra_readable() override { drain_channel(); }
+  void close_channel() { channel.reset(); }
 
   /// What the child runs, described on first use.
   const std::string& function() const {
@@ -80,7 +47,7 @@ struct function_process : process_core {
   const void* function_address;
   mutable std::optional<std::string> function_description;
   bool daemon;
-  asio::posix::stream_descriptor channel;
+  unique_fd channel;  // this end of the outcome socket
   std::string received;
 };
 

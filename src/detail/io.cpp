@@ -115,15 +115,20 @@ exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_re
 }
 
 namespace {
-std::atomic<int> cached_pid{0};
-void refresh_cached_pid() noexcept { cached_pid.store(static_cast<int>(::syscall(SYS_getpid)), std::memory_order_relaxed); }
+// Alone on its page: the parent writes it only to take and drop the lock around fork.
+alignas(4096) fork_page the_fork_page;
+void refresh_cached_pid() noexcept {
+  the_fork_page.pid.store(static_cast<int>(::syscall(SYS_getpid)), std::memory_order_relaxed);
+}
 }  // namespace
+
+fork_page& fork_state() noexcept { return the_fork_page; }
 
 int current_pid() noexcept {
   // Registered on first use; a fork before that leaves nothing stale to refresh.
   static const bool registered = (refresh_cached_pid(), ::pthread_atfork(nullptr, nullptr, refresh_cached_pid), true);
   (void)registered;
-  return cached_pid.load(std::memory_order_relaxed);
+  return the_fork_page.pid.load(std::memory_order_relaxed);
 }
 
 namespace {
@@ -152,8 +157,9 @@ std::vector<int>& exclusions() {
 
 std::mutex& fork_lock() noexcept {
   // The exclusion list is created with it, in the parent: a child's first use would allocate.
-  static auto* lock = (exclusion_state(), new std::mutex);
-  return *lock;
+  static const bool list_made = (exclusion_state(), true);
+  (void)list_made;
+  return the_fork_page.lock;
 }
 
 void exclude_from_forks(int fd) noexcept {
