@@ -29,7 +29,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <fcntl.h>
 #include <mutex>
 #include <poll.h>
@@ -189,12 +188,27 @@ struct channel::state {
       std::string owned;      // an out-of-band message, in a buffer of its own
       bool out_of_band = false;
     };
-    std::deque<message> inbox;
+    // Read from the front and refilled only once empty: no allocation per message.
+    struct message_queue {
+      std::vector<message> items;
+      std::size_t next = 0;
+      bool empty() const noexcept { return next == items.size(); }
+      message& front() noexcept { return items[next]; }
+      void pop_front() noexcept {
+        if (++next == items.size()) clear();
+      }
+      void push_back(message m) { items.push_back(std::move(m)); }
+      void clear() noexcept {
+        items.clear();
+        next = 0;
+      }
+    } inbox;
     // A large message's buffer, given back once decoded (channel::recycle) and reused for the
     // next one: a fresh allocation per message made glibc hand its pages back and fault them in
     // again (1 MiB messages ran at 1 GB/s instead of 5–10).
     std::string spare;
     std::vector<char> packet;       // receive buffer: one maximum packet
+    std::vector<record> records;    // the last packet's, parsed
     std::unique_ptr<waiters> waits;
   } local_;
 
@@ -535,7 +549,8 @@ struct channel::state {
     }
     if (n == 0 && descriptors.empty()) return errc::closed;  // shut down, and drained
     if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return errc::bad_message;
-    std::vector<record> records;
+    std::vector<record>& records = l.records;
+    records.clear();
     if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records))
       return errc::bad_message;
     std::size_t next_descriptor = 0;
@@ -601,12 +616,17 @@ struct channel::state {
   std::optional<error_code> take_from_inbox(const message_sink& sink) {
     auto& l = local();
     if (l.inbox.empty()) return std::nullopt;
-    local_state::message m = std::move(l.inbox.front());
+    if (!l.inbox.front().out_of_band) {
+      const std::string_view view = l.inbox.front().view;  // into `packet`, untouched until the inbox is empty
+      l.inbox.pop_front();
+      return sink.accept(sink.context, view, nullptr);
+    }
+    std::string owned = std::move(l.inbox.front().owned);
     l.inbox.pop_front();
-    error_code ec = m.out_of_band ? sink.accept(sink.context, m.owned, &m.owned) : sink.accept(sink.context, m.view, nullptr);
-    if (m.owned.capacity() > max_inline && m.owned.capacity() <= options.slab_slot_size &&
-        m.owned.capacity() > l.spare.capacity())
-      l.spare = std::move(m.owned);
+    error_code ec = sink.accept(sink.context, owned, &owned);
+    if (owned.capacity() > max_inline && owned.capacity() <= options.slab_slot_size &&
+        owned.capacity() > l.spare.capacity())
+      l.spare = std::move(owned);
     return ec;
   }
 

@@ -66,7 +66,7 @@ class typed_channel {
           // backlog pays only this per message.
           T value{};
           if (error_code ec = ch->try_receive(decode_into(value)); ec != errc::would_block)
-            return asio::defer(home, asio::append(std::move(handler), ec, ec ? T{} : std::move(value)));
+            return asio::defer(home, asio::append(std::move(handler), ec, std::move(value)));  // T{} on an error
           auto slot = asio::get_associated_cancellation_slot(handler);
           ch->async_receive(home, asio::bind_cancellation_slot(
                                       slot, asio::bind_executor(home, [handler = std::move(handler), ch](
