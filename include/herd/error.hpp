@@ -33,6 +33,7 @@ enum class errc : int {
   not_running,             ///< the process is not running (never started, or already reaped)
   invalid_argument,        ///< an argument is not valid (the message of the exception says which)
   daemon_cannot_start_children,  ///< a daemon process tried to start a child (as in Python)
+  broken_barrier,          ///< a barrier was broken (a wait timed out, was cancelled, or abort() or reset() was called)
 };
 
 /// The "herd" error category.

@@ -14,5 +14,7 @@
 #include <herd/queue.hpp>
 #include <herd/run.hpp>
 #include <herd/scope.hpp>
+#include <herd/shared.hpp>
 #include <herd/stop_policy.hpp>
+#include <herd/sync.hpp>
 #include <herd/with_timeout.hpp>

@@ -1,0 +1,679 @@
+// herd's synchronization primitives across processes. Each lives in a page of anonymous shared
+// memory mapped before the children are forked; every wait is a futex on a word of that page
+// (blocking waits in the caller, awaitable ones through this process's waiter thread, see
+// detail/futex.hpp), so a wake-up is never lost and never stolen, and a cancelled wait leaves
+// nothing behind. Uncontended acquires and releases are one atomic operation, no system call.
+#include <herd/detail/sync_core.hpp>
+#include <herd/sync.hpp>
+#include <herd/error.hpp>
+
+#include "detail/futex.hpp"
+#include "detail/io.hpp"
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <new>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace herd::detail {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using atomic_word = std::atomic<std::uint32_t>;
+
+// A lock word: the owner's pid, and a bit saying that someone may sleep on the word.
+constexpr std::uint32_t waiters_bit = 0x80000000u;
+constexpr std::uint32_t pid_mask = 0x3fffffffu;
+// rlock: the owner tag of an awaitable acquisition (thread tags are thread ids, < 2^22).
+constexpr std::uint32_t async_tag = 0xffffffffu;
+// How often a waiter looks whether the holder of a lock still exists.
+constexpr auto owner_check = std::chrono::milliseconds(100);
+
+struct shared_state {
+  // lock, rlock; the lock of a condition and of a barrier
+  atomic_word lock_word;
+  atomic_word owner_thread;  // rlock: tag of the owning thread, or async_tag
+  atomic_word depth;         // rlock: recursion depth
+  // semaphores
+  atomic_word value;
+  atomic_word maximum;
+  atomic_word waiters;  // semaphores and events: callers that may sleep
+  // events, conditions, barriers
+  atomic_word flag;        // event: set; barrier: broken
+  atomic_word generation;  // event: sets; condition: notifies; barrier: trips and breaks
+  // conditions
+  atomic_word next_ticket;
+  atomic_word waiting;  // waiters not notified, not gone
+  atomic_word grants;   // notify(n) wake-ups not yet claimed…
+  atomic_word grant_limit;  // …by tickets before this
+  atomic_word all_upto;     // notify_all(): every ticket before this is woken
+  // barriers
+  atomic_word parties;
+  atomic_word arrived;
+  std::atomic<std::uint64_t> broken_generations;  // bit g % 64: generation g was broken
+};
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "barriers need address-free 64-bit atomics");
+
+bool before(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) < 0; }
+
+bool process_gone(std::uint32_t pid) { return pid != 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+
+// The calling thread's tag for rlock ownership: its thread id, refreshed after a fork.
+std::uint32_t thread_tag() {
+  thread_local int cached_pid = 0;
+  thread_local std::uint32_t cached_tid = 0;
+  if (cached_pid != current_pid()) {
+    cached_tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+    cached_pid = current_pid();
+  }
+  return cached_tid;
+}
+
+std::uint32_t self() { return static_cast<std::uint32_t>(current_pid()); }
+
+std::optional<clock_type::time_point> earlier(std::optional<clock_type::time_point> deadline,
+                                              clock_type::time_point other) {
+  return deadline && *deadline < other ? deadline : std::optional<clock_type::time_point>(other);
+}
+
+bool past(const std::optional<clock_type::time_point>& deadline) {
+  return deadline && clock_type::now() >= *deadline;
+}
+
+}  // namespace
+
+class sync_core {
+ public:
+  sync_core(sync_kind kind, std::uint32_t value) : kind_(kind), memory_(allocate_shared_memory(sizeof(shared_state))) {
+    s = new (memory_.get()) shared_state{};
+    if (kind == sync_kind::semaphore || kind == sync_kind::bounded_semaphore) {
+      s->value.store(value);
+      s->maximum.store(kind == sync_kind::bounded_semaphore ? value : UINT32_MAX);
+    }
+    if (kind == sync_kind::barrier) s->parties.store(value);
+  }
+
+  sync_kind kind() const noexcept { return kind_; }
+  bool is_lock() const noexcept {
+    return kind_ == sync_kind::lock || kind_ == sync_kind::rlock || kind_ == sync_kind::condition;
+  }
+
+  shared_state* s;
+
+  // -- locks ----------------------------------------------------------------------------------
+
+  // Takes the lock word if it is free: true. A caller that has slept sets the waiters bit
+  // whatever the word held: others may still sleep on it (the release cleared the bit).
+  bool take_if_free(std::uint32_t tag, bool contended = false) noexcept {
+    std::uint32_t v = s->lock_word.load(std::memory_order_relaxed);
+    while ((v & pid_mask) == 0)
+      if (s->lock_word.compare_exchange_weak(v, self() | (contended ? waiters_bit : v & waiters_bit),
+                                             std::memory_order_acquire))
+        return became_owner(tag), true;
+    return false;
+  }
+
+  // A waiter that was woken and leaves without the lock (cancelled) passes the wake-up on.
+  void pass_on_wake() noexcept {
+    if ((s->lock_word.load() & pid_mask) == 0) futex_wake(s->lock_word, 1);
+  }
+
+  void became_owner(std::uint32_t tag) noexcept {
+    if (kind_ == sync_kind::rlock) {
+      s->owner_thread.store(tag, std::memory_order_relaxed);
+      s->depth.store(1, std::memory_order_relaxed);
+    }
+  }
+
+  // A lock held by this thread already (rlock, not for awaitable acquisitions): one level more.
+  bool reenter(std::uint32_t tag) noexcept {
+    if (kind_ != sync_kind::rlock || tag == async_tag) return false;
+    if ((s->lock_word.load(std::memory_order_acquire) & pid_mask) != self()) return false;
+    if (s->owner_thread.load(std::memory_order_relaxed) != tag) return false;
+    s->depth.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // The holder recorded in `observed` no longer exists: take the lock from it (owner_died).
+  bool take_from_dead_owner(std::uint32_t observed, std::uint32_t tag) noexcept {
+    const std::uint32_t owner = observed & pid_mask;
+    if (owner == 0 || owner == self() || !process_gone(owner)) return false;
+    if (!s->lock_word.compare_exchange_strong(observed, self() | waiters_bit, std::memory_order_acquire)) return false;
+    became_owner(tag);
+    return true;
+  }
+
+  // Marks the word as slept on; returns the value to sleep on, or 0 if the lock became free.
+  std::uint32_t announce_waiter() noexcept {
+    std::uint32_t v = s->lock_word.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((v & pid_mask) == 0) return 0;
+      if (v & waiters_bit) return v;
+      if (s->lock_word.compare_exchange_weak(v, v | waiters_bit, std::memory_order_relaxed)) return v | waiters_bit;
+    }
+  }
+
+  // One attempt that never sleeps: success, owner_died or would_block.
+  error_code try_lock(std::uint32_t tag) noexcept {
+    if (reenter(tag) || take_if_free(tag)) return {};
+    if (take_from_dead_owner(s->lock_word.load(std::memory_order_relaxed), tag)) return errc::owner_died;
+    return errc::would_block;
+  }
+
+  error_code lock(sync_deadline deadline, bool block, std::uint32_t tag) noexcept {
+    if (error_code ec = try_lock(tag); ec != errc::would_block || !block) return ec;
+    if (spin_until([&] { return take_if_free(tag); })) return {};
+    for (;;) {
+      const std::uint32_t v = announce_waiter();
+      if (v == 0) {
+        if (take_if_free(tag, true)) return {};
+        continue;
+      }
+      futex_wait(s->lock_word, v, earlier(deadline, clock_type::now() + owner_check));
+      if (take_if_free(tag, true)) return {};
+      if (take_from_dead_owner(s->lock_word.load(std::memory_order_relaxed), tag)) return errc::owner_died;
+      if (past(deadline)) return errc::timed_out;
+    }
+  }
+
+  error_code unlock(std::uint32_t tag) noexcept {
+    if ((s->lock_word.load(std::memory_order_acquire) & pid_mask) != self()) return errc::not_owner;
+    if (kind_ == sync_kind::rlock) {
+      const std::uint32_t owner = s->owner_thread.load(std::memory_order_relaxed);
+      // A thread's acquisition is its own; an awaitable one belongs to the process.
+      if (owner != tag && owner != async_tag) return errc::not_owner;
+      if (s->depth.fetch_sub(1, std::memory_order_relaxed) > 1) return {};
+      s->owner_thread.store(0, std::memory_order_relaxed);
+    }
+    if (s->lock_word.exchange(0, std::memory_order_release) & waiters_bit) futex_wake(s->lock_word, 1);
+    return {};
+  }
+
+  bool holds_lock() const noexcept { return (s->lock_word.load(std::memory_order_acquire) & pid_mask) == self(); }
+
+  // -- semaphores -----------------------------------------------------------------------------
+
+  bool take_unit() noexcept {
+    std::uint32_t v = s->value.load(std::memory_order_relaxed);
+    while (v > 0)
+      if (s->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
+    return false;
+  }
+
+  error_code down(sync_deadline deadline, bool block) noexcept {
+    if (take_unit()) return {};
+    if (!block) return errc::would_block;
+    if (spin_until([&] { return take_unit(); })) return {};
+    s->waiters.fetch_add(1);  // seq_cst with the release's load: one of us sees the other
+    for (;;) {
+      if (take_unit()) break;
+      futex_wait(s->value, 0, deadline);
+      if (take_unit()) break;
+      if (past(deadline)) {
+        s->waiters.fetch_sub(1);
+        return errc::timed_out;
+      }
+    }
+    s->waiters.fetch_sub(1);
+    return {};
+  }
+
+  error_code up() noexcept {
+    std::uint32_t v = s->value.load(std::memory_order_relaxed);
+    do {
+      if (v >= s->maximum.load(std::memory_order_relaxed)) return errc::invalid_argument;  // Python's ValueError
+    } while (!s->value.compare_exchange_weak(v, v + 1, std::memory_order_release));
+    if (s->waiters.load() > 0) futex_wake(s->value, 1);
+    return {};
+  }
+
+  // -- events ---------------------------------------------------------------------------------
+
+  void set() noexcept {
+    s->flag.store(1);
+    s->generation.fetch_add(1);
+    if (s->waiters.load() > 0) futex_wake(s->generation, INT_MAX);
+  }
+
+  error_code wait_event(sync_deadline deadline) noexcept {
+    const std::uint32_t seen = s->generation.load();
+    if (s->flag.load()) return {};
+    s->waiters.fetch_add(1);
+    error_code result;
+    // Set since we looked, even if cleared again: the wait is over, as with threading.Event.
+    while (!s->flag.load() && s->generation.load() == seen) {
+      if (!futex_wait(s->generation, seen, deadline) && !s->flag.load() && s->generation.load() == seen) {
+        result = errc::timed_out;
+        break;
+      }
+    }
+    s->waiters.fetch_sub(1);
+    return result;
+  }
+
+  // -- conditions -----------------------------------------------------------------------------
+
+  // Registers a waiter; the caller holds the lock.
+  std::uint32_t take_ticket() noexcept {
+    s->waiting.fetch_add(1);
+    return s->next_ticket.fetch_add(1);
+  }
+
+  // True if `ticket` has been woken (by notify_all, or a notify whose wake-up it claims now).
+  bool claim(std::uint32_t ticket) noexcept {
+    if (before(ticket, s->all_upto.load())) return true;
+    if (!before(ticket, s->grant_limit.load())) return false;
+    std::uint32_t g = s->grants.load();
+    while (g > 0)
+      if (s->grants.compare_exchange_weak(g, g - 1)) return true;
+    return false;
+  }
+
+  // After taking the lock again: a waiter that was not woken leaves.
+  bool finish_condition_wait(std::uint32_t ticket, bool woken) noexcept {
+    if (!woken) woken = claim(ticket);
+    if (!woken) s->waiting.fetch_sub(1);
+    return woken;
+  }
+
+  error_code wait_condition(sync_deadline deadline) noexcept {
+    if (!holds_lock()) return errc::not_owner;
+    const std::uint32_t ticket = take_ticket();
+    unlock(0);
+    bool woken = false;
+    for (;;) {
+      const std::uint32_t seen = s->generation.load();
+      if ((woken = claim(ticket))) break;
+      if (!futex_wait(s->generation, seen, deadline) && !(woken = claim(ticket))) break;
+    }
+    const error_code relocked = lock(std::nullopt, true, 0);  // as Python: even after a timeout
+    woken = finish_condition_wait(ticket, woken);
+    if (relocked) return relocked;  // owner_died: held, and the caller should know
+    return woken ? error_code() : error_code(errc::timed_out);
+  }
+
+  error_code notify(std::size_t count, bool all) noexcept {
+    if (!holds_lock()) return errc::not_owner;
+    const std::uint32_t waiting = s->waiting.load();
+    if (waiting == 0) return {};
+    if (all) {
+      s->waiting.store(0);
+      s->grants.store(0);
+      s->all_upto.store(s->next_ticket.load());
+    } else {
+      const auto woken = static_cast<std::uint32_t>(std::min<std::size_t>(count, waiting));
+      if (woken == 0) return {};
+      s->waiting.fetch_sub(woken);
+      s->grants.fetch_add(woken);
+      s->grant_limit.store(s->next_ticket.load());
+    }
+    s->generation.fetch_add(1);
+    futex_wake(s->generation, INT_MAX);  // each looks whether it may claim a wake-up
+    return {};
+  }
+
+  // -- barriers -------------------------------------------------------------------------------
+
+  static std::uint64_t bit(std::uint32_t generation) { return std::uint64_t(1) << (generation % 64); }
+
+  void internal_lock() noexcept { (void)lock(std::nullopt, true, 0); }  // held for a few instructions
+  void internal_unlock() noexcept { (void)unlock(0); }
+
+  // Ends generation `g` (the lock held): everyone waiting in it wakes.
+  void end_generation(std::uint32_t g, bool broken) noexcept {
+    if (broken) s->broken_generations.fetch_or(bit(g));
+    s->broken_generations.fetch_and(~bit(g + 1));
+    s->arrived.store(0);
+    s->generation.store(g + 1);
+  }
+
+  // Arrives; returns the generation to wait for, or completes (`done`).
+  std::uint32_t arrive(std::size_t& index, error_code& ec, bool& done) noexcept {
+    internal_lock();
+    const std::uint32_t g = s->generation.load();
+    if (s->flag.load()) {
+      internal_unlock();
+      ec = errc::broken_barrier;
+      done = true;
+      return g;
+    }
+    index = s->arrived.fetch_add(1);
+    done = index + 1 >= s->parties.load();
+    if (done) end_generation(g, false);
+    internal_unlock();
+    if (done) futex_wake(s->generation, INT_MAX);
+    return g;
+  }
+
+  // Generation `g` is over: how it ended for its waiters.
+  error_code outcome_of(std::uint32_t g) noexcept {
+    return (s->broken_generations.load() & bit(g)) ? error_code(errc::broken_barrier) : error_code();
+  }
+
+  // Breaks generation `g` if it is still the current one (a wait timed out or was cancelled).
+  void break_barrier(std::uint32_t g, bool stay_broken) noexcept {
+    internal_lock();
+    if (s->generation.load() == g) {
+      if (stay_broken) s->flag.store(1);
+      end_generation(g, true);
+    }
+    internal_unlock();
+    futex_wake(s->generation, INT_MAX);
+  }
+
+  error_code wait_barrier(sync_deadline deadline, std::size_t& index) noexcept {
+    error_code ec;
+    bool done = false;
+    const std::uint32_t g = arrive(index, ec, done);
+    if (done) return ec;
+    while (s->generation.load() == g) {
+      if (!futex_wait(s->generation, g, deadline) && s->generation.load() == g) {
+        break_barrier(g, true);  // Python: a timeout breaks the barrier for everyone
+        return errc::timed_out;
+      }
+    }
+    return outcome_of(g);
+  }
+
+  void reset() noexcept {
+    internal_lock();
+    const std::uint32_t g = s->generation.load();
+    if (s->arrived.load() > 0) end_generation(g, true);  // those waiting now see it broken
+    s->flag.store(0);
+    internal_unlock();
+    futex_wake(s->generation, INT_MAX);
+  }
+
+ private:
+  sync_kind kind_;
+  std::shared_ptr<void> memory_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<void> allocate_shared_memory(std::size_t bytes) {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t size = std::max<std::size_t>(page, (bytes + page - 1) / page * page);
+  void* memory = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED)
+    throw boost::system::system_error(error_code(errno, boost::system::system_category()),
+                                      "herd: cannot map " + std::to_string(size) + " bytes of shared memory");
+  return std::shared_ptr<void>(memory, [size](void* p) { ::munmap(p, size); });
+}
+
+void throw_sync_error(error_code ec, const char* operation) {
+  throw boost::system::system_error(ec, std::string("herd: ") + operation);
+}
+
+std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::uint32_t value) {
+  if (kind == sync_kind::barrier && value == 0)
+    throw boost::system::system_error(errc::invalid_argument, "herd: a barrier needs at least one party");
+  return std::make_shared<sync_core>(kind, value);
+}
+
+error_code sync_acquire(sync_core& core, sync_deadline deadline, bool block) noexcept {
+  if (core.is_lock()) return core.lock(deadline, block, thread_tag());
+  if (core.kind() == sync_kind::semaphore || core.kind() == sync_kind::bounded_semaphore)
+    return core.down(deadline, block);
+  return errc::invalid_argument;
+}
+
+error_code sync_release(sync_core& core) noexcept {
+  if (core.is_lock()) return core.unlock(thread_tag());
+  if (core.kind() == sync_kind::semaphore || core.kind() == sync_kind::bounded_semaphore) return core.up();
+  return errc::invalid_argument;
+}
+
+error_code sync_wait(sync_core& core, sync_deadline deadline, std::size_t& index) noexcept {
+  index = 0;
+  switch (core.kind()) {
+    case sync_kind::event: return core.wait_event(deadline);
+    case sync_kind::condition: return core.wait_condition(deadline);
+    case sync_kind::barrier: return core.wait_barrier(deadline, index);
+    default: return errc::invalid_argument;
+  }
+}
+
+void event_set(sync_core& core) noexcept { core.set(); }
+void event_clear(sync_core& core) noexcept { core.s->flag.store(0); }
+error_code condition_notify(sync_core& core, std::size_t count, bool all) noexcept { return core.notify(count, all); }
+void barrier_reset(sync_core& core) noexcept { core.reset(); }
+void barrier_abort(sync_core& core) noexcept { core.break_barrier(core.s->generation.load(), true); }
+
+sync_status sync_query(const sync_core& core) noexcept {
+  const shared_state& s = *core.s;
+  sync_status status;
+  status.owner = static_cast<int>(s.lock_word.load() & pid_mask);
+  switch (core.kind()) {
+    case sync_kind::rlock: status.value = status.owner ? s.depth.load() : 0; break;
+    case sync_kind::semaphore:
+    case sync_kind::bounded_semaphore: status.value = s.value.load(); break;
+    case sync_kind::event: status.value = s.flag.load(); break;
+    case sync_kind::barrier:
+      status.owner = 0;
+      status.value = s.parties.load();
+      status.waiting = s.arrived.load();
+      status.broken = s.flag.load() != 0;
+      break;
+    default: break;
+  }
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Awaitable forms: a small state machine per operation, run on the caller's executor. When it
+// must wait, it hands (word, expected value) to the waiter thread, which resumes it once the
+// word may have changed; it then looks again. Cancellation forgets the pending wait and undoes
+// what the operation had registered.
+
+namespace {
+
+class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
+ public:
+  async_sync_op(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
+                asio::any_completion_handler<void(error_code, std::size_t)> handler)
+      : core_(std::move(core)),
+        operation_(operation),
+        home_(home),
+        work_(asio::prefer(home, asio::execution::outstanding_work.tracked)),
+        handler_(std::move(handler)) {}
+
+  void start() {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected())
+      slot.assign([weak = weak_from_this()](asio::cancellation_type) {
+        if (auto self = weak.lock()) self->request_cancel();
+      });
+    if (step(false)) {
+      // Never inside the initiating call.
+      post_completion(home_, [self = shared_from_this()] { self->complete(); });
+    }
+  }
+
+ private:
+  struct wait_plan {
+    const atomic_word* word;
+    std::uint32_t expected;
+    std::optional<clock_type::time_point> recheck;
+  };
+
+  void request_cancel() {
+    cancel_requested_ = true;
+    if (const std::uint64_t id = wait_id_.exchange(0)) cancel_async_wait(id);
+  }
+
+  void resume(error_code ec) {
+    wait_id_ = 0;
+    if (step(ec == asio::error::operation_aborted || cancel_requested_)) complete();
+  }
+
+  // Runs the operation as far as it goes. True once `result_` is final; else a wait is pending.
+  bool step(bool cancelled) {
+    auto& c = *core_;
+    std::optional<wait_plan> plan;
+    switch (operation_) {
+      case sync_operation::acquire: plan = c.is_lock() ? acquire_lock(cancelled) : acquire_unit(cancelled); break;
+      case sync_operation::wait:
+        switch (c.kind()) {
+          case sync_kind::event: plan = wait_event(cancelled); break;
+          case sync_kind::condition: plan = wait_condition(cancelled); break;
+          case sync_kind::barrier: plan = wait_barrier(cancelled); break;
+          default: result_ = errc::invalid_argument; break;
+        }
+        break;
+    }
+    if (!plan) return true;
+    auto self = shared_from_this();
+    wait_id_ = async_futex_wait(*plan->word, plan->expected, plan->recheck, home_,
+                                [self](error_code ec) { self->resume(ec); });
+    // A cancellation that came while the plan was made: forget the wait at once.
+    if (cancel_requested_)
+      if (const std::uint64_t id = wait_id_.exchange(0)) cancel_async_wait(id);
+    return false;
+  }
+
+  // Takes the lock (result in `result_`, then nothing to wait for), or says what to sleep on.
+  std::optional<wait_plan> take_lock() {
+    auto& c = *core_;
+    for (;;) {
+      if (c.take_if_free(async_tag, slept_)) return finish({});
+      if (c.take_from_dead_owner(c.s->lock_word.load(std::memory_order_relaxed), async_tag))
+        return finish(errc::owner_died);
+      if (const std::uint32_t v = c.announce_waiter()) {
+        slept_ = true;
+        return wait_plan{&c.s->lock_word, v, clock_type::now() + owner_check};
+      }
+    }
+  }
+
+  std::optional<wait_plan> acquire_lock(bool cancelled) {
+    if (cancelled) {
+      if (slept_) core_->pass_on_wake();
+      return finish(asio::error::operation_aborted);
+    }
+    return take_lock();
+  }
+
+  std::optional<wait_plan> acquire_unit(bool cancelled) {
+    auto& s = *core_->s;
+    if (!cancelled && core_->take_unit()) return finish_registered({});
+    if (cancelled) {
+      // A wake-up this operation may have taken goes to another waiter.
+      if (registered_ && s.value.load() > 0) futex_wake(s.value, 1);
+      return finish_registered(asio::error::operation_aborted);
+    }
+    if (!registered_) {
+      registered_ = true;
+      s.waiters.fetch_add(1);
+      if (core_->take_unit()) return finish_registered({});
+    }
+    return wait_plan{&s.value, 0, std::nullopt};
+  }
+
+  std::optional<wait_plan> wait_event(bool cancelled) {
+    auto& s = *core_->s;
+    if (!registered_) {
+      seen_ = s.generation.load();
+      if (s.flag.load()) return finish({});
+      registered_ = true;
+      s.waiters.fetch_add(1);
+    }
+    if (s.flag.load() || s.generation.load() != seen_) return finish_registered({});
+    if (cancelled) return finish_registered(asio::error::operation_aborted);
+    return wait_plan{&s.generation, seen_, std::nullopt};
+  }
+
+  std::optional<wait_plan> wait_condition(bool cancelled) {
+    auto& c = *core_;
+    enum { starting, waiting, relocking };
+    if (phase_ == starting) {
+      if (!c.holds_lock()) return finish(errc::not_owner);
+      ticket_ = c.take_ticket();
+      c.unlock(async_tag);
+      phase_ = waiting;
+    }
+    if (phase_ == waiting) {
+      const std::uint32_t seen = c.s->generation.load();
+      woken_ = c.claim(ticket_);
+      if (!woken_ && !cancelled) return wait_plan{&c.s->generation, seen, std::nullopt};
+      aborted_ = cancelled && !woken_;
+      phase_ = relocking;
+    }
+    // The lock again, cancelled or not: a condition's wait returns holding it.
+    if (auto plan = take_lock()) return plan;
+    const bool woken = c.finish_condition_wait(ticket_, woken_);
+    if (result_) return std::nullopt;  // owner_died: held, and the caller should know
+    return finish(aborted_ && !woken ? error_code(asio::error::operation_aborted) : error_code());
+  }
+
+  std::optional<wait_plan> wait_barrier(bool cancelled) {
+    auto& c = *core_;
+    if (!registered_) {
+      registered_ = true;
+      bool done = false;
+      error_code ec;
+      seen_ = c.arrive(index_, ec, done);
+      if (done) return finish(ec);
+    }
+    if (c.s->generation.load() != seen_) return finish(c.outcome_of(seen_));
+    if (cancelled) {
+      c.break_barrier(seen_, true);  // as a timeout does
+      return finish(asio::error::operation_aborted);
+    }
+    return wait_plan{&c.s->generation, seen_, std::nullopt};
+  }
+
+  std::nullopt_t finish(error_code ec) {
+    result_ = ec;
+    return std::nullopt;
+  }
+  // Semaphores and events: no longer one of the callers that may sleep.
+  std::nullopt_t finish_registered(error_code ec) {
+    if (registered_) core_->s->waiters.fetch_sub(1);
+    registered_ = false;
+    return finish(ec);
+  }
+
+  void complete() {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) slot.clear();
+    auto handler = std::move(handler_);
+    std::move(handler)(result_, index_);
+  }
+
+  std::shared_ptr<sync_core> core_;
+  sync_operation operation_;
+  asio::any_io_executor home_;
+  asio::any_io_executor work_;  // keeps the event loop running while the operation waits
+  asio::any_completion_handler<void(error_code, std::size_t)> handler_;
+  std::atomic<std::uint64_t> wait_id_{0};
+  std::atomic<bool> cancel_requested_{false};
+  error_code result_;
+  std::size_t index_ = 0;
+  bool registered_ = false;
+  bool slept_ = false;
+  std::uint32_t seen_ = 0;
+  int phase_ = 0;
+  std::uint32_t ticket_ = 0;
+  bool woken_ = false;
+  bool aborted_ = false;
+};
+
+}  // namespace
+
+void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
+                asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+  std::make_shared<async_sync_op>(std::move(core), operation, home, std::move(handler))->start();
+}
+
+}  // namespace herd::detail

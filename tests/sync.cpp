@@ -1,0 +1,532 @@
+#include <herd/sync.hpp>  // first: the header stands alone
+
+#include "support/leak_check.hpp"
+#include "support/run.hpp"
+
+#include <herd/process.hpp>
+#include <herd/shared.hpp>
+#include <herd/with_timeout.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using herd_test::leak_check;
+
+namespace {
+
+constexpr auto tuple = asio::as_tuple(asio::deferred);
+
+asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseconds d) {
+  asio::steady_timer timer(ex, d);
+  co_await timer.async_wait(asio::deferred);
+}
+
+// `workers` children each add 1 to a plain int in shared memory `rounds` times under `l`.
+template <typename Lock>
+asio::awaitable<long> locked_increments(asio::any_io_executor ex, int workers, int rounds) {
+  Lock l(ex);
+  herd::shared_value<long> total(ex, 0);
+  std::vector<herd::process<void>> children;
+  for (int w = 0; w < workers; ++w)
+    children.push_back(herd::start(ex, [l, total, rounds]() mutable {
+      for (int i = 0; i < rounds; ++i) {
+        l.acquire();
+        *total.get() += 1;  // not atomic: only the lock keeps the count exact
+        l.release();
+      }
+    }));
+  for (auto& c : children) {
+    const herd::exit_status status = co_await c.async_join();
+    CHECK(status.success());
+  }
+  co_return total.load();
+}
+
+}  // namespace
+
+TEST_SUITE("sync") {
+  TEST_CASE("2 and 8 processes x 100,000 locked increments give the exact total") {
+    leak_check guard;
+    herd_test::run(
+        [](asio::any_io_executor ex) -> asio::awaitable<void> {
+          CHECK(co_await locked_increments<herd::lock>(ex, 2, 100'000) == 200'000);
+          CHECK(co_await locked_increments<herd::lock>(ex, 8, 100'000) == 800'000);
+          CHECK(co_await locked_increments<herd::rlock>(ex, 2, 100'000) == 200'000);
+          CHECK(co_await locked_increments<herd::semaphore>(ex, 8, 20'000) == 160'000);  // value 1: a lock
+        },
+        300s);
+  }
+
+  TEST_CASE("2 and 8 processes x 100,000 atomic increments give the exact total") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      for (int workers : {2, 8}) {
+        herd::shared_value<long> total(ex, 0);
+        herd::shared_array<int> cells(ex, 4, 0);
+        std::vector<herd::process<void>> children;
+        for (int w = 0; w < workers; ++w)
+          children.push_back(herd::start(ex, [total, cells]() mutable {
+            for (int i = 0; i < 100'000; ++i) {
+              total.fetch_add(1);
+              cells.fetch_add(static_cast<std::size_t>(i % 4), 1);
+            }
+          }));
+        for (auto& c : children) CHECK((co_await c.async_join()).success());
+        CHECK(total.load() == 100'000L * workers);
+        for (int c : cells) CHECK(c == 25'000 * workers);
+      }
+    });
+  }
+
+  TEST_CASE("the parent's coroutines and the children share a lock, the event loop never blocking") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::lock l(ex);
+      herd::shared_value<long> total(ex, 0);
+      auto child = herd::start(ex, [l, total]() mutable {
+        for (int i = 0; i < 20'000; ++i) {
+          herd::lock_guard g(l);
+          *total.get() += 1;
+        }
+      });
+      // A ticker shows the loop stays free while the parent waits for the lock.
+      int ticks = 0;
+      bool done = false;
+      asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+        while (!done) {
+          co_await sleep_for(ex, 1ms);
+          ++ticks;
+        }
+      }, asio::detached);
+      for (int i = 0; i < 2'000; ++i) {
+        auto g = co_await l.async_guard();
+        *total.get() += 1;
+      }
+      CHECK((co_await child.async_join()).success());
+      done = true;
+      CHECK(total.load() == 22'000);
+      CHECK(ticks > 0);
+    });
+  }
+
+  TEST_CASE("uncontended acquire and release make no system call") {
+    leak_check guard;
+    asio::io_context io;
+    herd::lock l(io.get_executor());
+    herd::rlock r(io.get_executor());
+    herd::semaphore s(io.get_executor(), 3);
+    herd::shared_value<long> v(io.get_executor(), 0);
+    auto child = herd::start(io.get_executor(), [=]() mutable {
+      // Warm up: the first rlock use learns this thread's id.
+      r.acquire();
+      r.release();
+      // Strict seccomp allows read, write, exit and sigreturn only: any other system call kills.
+      if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) ::syscall(SYS_exit, 3);
+      for (int i = 0; i < 10'000; ++i) {
+        l.acquire();
+        l.release();
+        r.acquire();
+        r.acquire();
+        r.release();
+        r.release();
+        s.acquire();
+        s.release();
+        if (!l.try_acquire()) ::syscall(SYS_exit, 4);
+        l.release();
+        v.fetch_add(1);
+      }
+      ::syscall(SYS_exit, v.load() == 10'000 ? 0 : 5);
+    });
+    const auto status = child.join();
+    CHECK_MESSAGE(status.exited(), status.to_string());
+    CHECK(status.code() == 0);
+  }
+
+  TEST_CASE("rlock re-entry, and releases by a process or thread that does not hold it") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::rlock r(ex);
+      r.acquire();
+      r.acquire();
+      CHECK(r.depth() == 2);
+      CHECK(r.owner() == ::getpid());
+      // Another thread of this process cannot release this thread's hold, nor take it.
+      std::thread other([&] {
+        herd::error_code ec;
+        r.release(ec);
+        CHECK(ec == herd::errc::not_owner);
+        CHECK_FALSE(r.try_acquire());
+      });
+      other.join();
+      // Nor can another process.
+      auto child = herd::start(ex, [r]() mutable {
+        herd::error_code ec;
+        r.release(ec);
+        return ec == herd::errc::not_owner;
+      });
+      CHECK(co_await child.async_result());
+      r.release();
+      CHECK(r.depth() == 1);
+      r.release();
+      CHECK(r.owner() == 0);
+      CHECK_THROWS_WITH_AS(r.release(), doctest::Contains("does not own"), boost::system::system_error);
+
+      herd::lock l(ex);
+      auto holder = herd::start(ex, [l]() mutable {
+        l.acquire();
+        herd::error_code ec;
+        l.release(ec);  // its own: fine
+        l.acquire();
+        ::usleep(200'000);
+        l.release();
+      });
+      co_await sleep_for(ex, 50ms);
+      herd::error_code ec;
+      l.release(ec);
+      CHECK(ec == herd::errc::not_owner);  // the child holds it, not this process
+      co_await l.async_acquire();
+      l.release();
+      co_await holder.async_join();
+
+      herd::bounded_semaphore b(ex, 2);
+      b.acquire();
+      b.release();
+      b.release(ec);
+      CHECK(ec == herd::errc::invalid_argument);
+      CHECK(b.value() == 2);
+    });
+  }
+
+  TEST_CASE("a semaphore limits concurrency to its value") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::semaphore slots(ex, 3);
+      herd::shared_value<int> holders(ex, 0);
+      herd::shared_value<int> most(ex, 0);
+      std::vector<herd::process<void>> children;
+      for (int w = 0; w < 8; ++w)
+        children.push_back(herd::start(ex, [slots, holders, most]() mutable {
+          for (int i = 0; i < 200; ++i) {
+            herd::lock_guard g(slots);
+            const int now = holders.fetch_add(1) + 1;
+            int seen = most.load();
+            while (now > seen && !most.compare_exchange(seen, now)) {
+            }
+            ::usleep(50);
+            holders.fetch_sub(1);
+          }
+        }));
+      for (auto& c : children) CHECK((co_await c.async_join()).success());
+      CHECK(most.load() == 3);
+      CHECK(holders.load() == 0);
+      CHECK(slots.value() == 3);
+    });
+  }
+
+  TEST_CASE("a barrier of 8 processes holds over 1,000 rounds") {
+    leak_check guard;
+    herd_test::run(
+        [](asio::any_io_executor ex) -> asio::awaitable<void> {
+          constexpr int parties = 8, rounds = 1000;
+          herd::barrier b(ex, parties);
+          herd::shared_array<int> arrived(ex, rounds, 0);
+          herd::shared_array<int> last(ex, rounds, 0);  // how many got index parties - 1
+          std::vector<herd::process<int>> children;
+          for (int w = 0; w < parties; ++w)
+            children.push_back(herd::start(ex, [b, arrived, last]() mutable {
+              for (int r = 0; r < rounds; ++r) {
+                arrived.fetch_add(static_cast<std::size_t>(r), 1);
+                const std::size_t index = b.wait();
+                if (index == parties - 1) last.fetch_add(static_cast<std::size_t>(r), 1);
+                if (arrived.load(static_cast<std::size_t>(r)) != parties) return r;  // passed too early
+              }
+              return -1;
+            }));
+          for (auto& c : children) CHECK(co_await c.async_result() == -1);
+          for (int n : last) REQUIRE(n == 1);
+          CHECK(b.n_waiting() == 0);
+          CHECK_FALSE(b.broken());
+        },
+        300s);
+  }
+
+  TEST_CASE("a barrier: the parent awaits with children, a timeout breaks it, reset repairs it") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::barrier b(ex, 3);
+      auto a = herd::start(ex, [b]() mutable { return b.wait(); });
+      auto c = herd::start(ex, [b]() mutable { return b.wait(); });
+      const std::size_t mine = co_await b.async_wait();
+      const std::size_t ia = co_await a.async_result(), ic = co_await c.async_result();
+      CHECK(mine + ia + ic == 0 + 1 + 2);
+
+      // Two of three arrive; one times out: both see the barrier broken.
+      auto waiting = herd::start(ex, [b]() mutable {
+        herd::error_code ec;
+        try {
+          b.wait();
+        } catch (const boost::system::system_error& e) {
+          ec = e.code();
+        }
+        return ec == herd::errc::broken_barrier;
+      });
+      co_await sleep_for(ex, 50ms);
+      CHECK(b.n_waiting() == 1);
+      CHECK_THROWS_WITH_AS(b.wait(30ms), doctest::Contains("timed out"), boost::system::system_error);
+      CHECK(co_await waiting.async_result());
+      CHECK(b.broken());
+      CHECK_THROWS_WITH_AS(b.wait(), doctest::Contains("broken"), boost::system::system_error);
+      b.reset();
+      CHECK_FALSE(b.broken());
+
+      // A cancelled async wait breaks it too; abort() likewise.
+      auto [ec, index] = co_await herd::with_timeout(b.async_wait(), 30ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      CHECK(b.broken());
+      b.reset();
+      b.abort();
+      CHECK(b.broken());
+      auto [ec2, index2] = co_await b.async_wait(tuple);
+      CHECK(ec2 == herd::errc::broken_barrier);
+      b.reset();
+      // Whole again: a full round of three goes through.
+      auto x = herd::start(ex, [b]() mutable { return b.wait(); });
+      auto y = herd::start(ex, [b]() mutable { return b.wait(); });
+      const std::size_t last = co_await b.async_wait();
+      CHECK(last + co_await x.async_result() + co_await y.async_result() == 3);
+    }, 20s);
+  }
+
+  TEST_CASE("an event set before and after the waiters arrive") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::event e(ex);
+      CHECK_FALSE(e.is_set());
+      CHECK_FALSE(e.wait(20ms));
+      e.set();
+      CHECK(e.wait(0ms));  // already set: at once
+      co_await e.async_wait();
+      auto early = herd::start(ex, [e]() mutable { e.wait(); });
+      CHECK((co_await early.async_join()).success());
+      e.clear();
+
+      // Waiters first: two children blocking, one parent coroutine awaiting.
+      auto w1 = herd::start(ex, [e]() mutable { return e.wait(5000ms); });
+      auto w2 = herd::start(ex, [e]() mutable { return e.wait(5000ms); });
+      bool parent_woke = false;
+      asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+        co_await e.async_wait();
+        parent_woke = true;
+      }, asio::detached);
+      co_await sleep_for(ex, 50ms);
+      CHECK_FALSE(parent_woke);
+      e.set();
+      e.clear();  // at once: the waits in progress still end, as with threading.Event
+      CHECK(co_await w1.async_result());
+      CHECK(co_await w2.async_result());
+      co_await sleep_for(ex, 20ms);
+      CHECK(parent_woke);
+    });
+  }
+
+  TEST_CASE("condition notify wakes one waiter, notify_all every waiter") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::condition c(ex);
+      herd::shared_value<int> woken(ex, 0);
+      std::vector<herd::process<void>> waiters;
+      for (int i = 0; i < 3; ++i)
+        waiters.push_back(herd::start(ex, [c, woken]() mutable {
+          herd::lock_guard g(c);
+          c.wait();
+          woken.fetch_add(1);
+        }));
+      // Every waiter is waiting once the lock is free and each has registered.
+      co_await sleep_for(ex, 100ms);
+      {
+        auto g = co_await c.async_guard();
+        c.notify();
+      }
+      co_await sleep_for(ex, 100ms);
+      CHECK(woken.load() == 1);
+      {
+        auto g = co_await c.async_guard();
+        c.notify_all();
+      }
+      for (auto& w : waiters) CHECK((co_await w.async_join()).success());
+      CHECK(woken.load() == 3);
+
+      // The parent waits too; a child notifies.
+      auto g = co_await c.async_guard();
+      auto notifier = herd::start(ex, [c]() mutable {
+        ::usleep(50'000);
+        herd::lock_guard held(c);
+        c.notify();
+      });
+      co_await c.async_wait();
+      CHECK(g.owns());  // held again
+      g.unlock();
+      co_await notifier.async_join();
+
+      // wait without the lock; notify without the lock; a timed-out wait holds the lock again.
+      CHECK_THROWS_WITH_AS(c.wait(), doctest::Contains("does not own"), boost::system::system_error);
+      CHECK_THROWS_AS(c.notify(), boost::system::system_error);
+      herd::lock_guard held(c);
+      CHECK_FALSE(c.wait(30ms));
+      c.notify();  // still ours
+      int value = 0;
+      CHECK_FALSE(c.wait_for([&] { return value > 0; }, 30ms));
+    });
+  }
+
+  TEST_CASE("a holder SIGKILLed while holding: the next acquirer gets owner_died and the lock") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::lock l(ex);
+      herd::rlock r(ex);
+      herd::event holding(ex);
+      auto doomed = herd::start(ex, [l, r, holding]() mutable {
+        l.acquire();
+        r.acquire();
+        r.acquire();
+        holding.set();
+        ::pause();
+      });
+      co_await holding.async_wait();
+      CHECK(l.owner() == doomed.pid());
+      // A blocking child waits on it while the holder dies.
+      auto heir = herd::start(ex, [l]() mutable {
+        herd::error_code ec;
+        l.acquire(ec);
+        const bool died = ec == herd::errc::owner_died;
+        l.release();
+        return died;
+      });
+      co_await sleep_for(ex, 50ms);
+      doomed.kill();
+      co_await doomed.async_join();
+      CHECK(co_await heir.async_result());  // no deadlock: it got the lock, and was told
+      co_await l.async_acquire();           // and the lock works as before
+      l.release();
+      auto [ec] = co_await r.async_acquire(tuple);
+      CHECK(ec == herd::errc::owner_died);
+      CHECK(r.depth() == 1);
+      r.release();
+      CHECK(r.owner() == 0);
+      herd::lock_guard g(r);
+      CHECK_FALSE(g.owner_died());
+    });
+  }
+
+  TEST_CASE("a cancelled async_acquire takes nothing and loses no wake-up") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::lock l(ex);
+      herd::semaphore s(ex, 1);
+      herd::event release_now(ex);
+      auto holder = herd::start(ex, [l, s, release_now]() mutable {
+        l.acquire();
+        s.acquire();
+        release_now.wait();
+        l.release();
+        s.release();
+      });
+      co_await sleep_for(ex, 50ms);
+      // A blocking waiter in another process, and a parent await that gives up.
+      auto blocked = herd::start(ex, [l, s]() mutable {
+        const bool got_lock = l.acquire(5000ms);
+        const bool got_unit = s.acquire(5000ms);
+        if (got_lock) l.release();
+        if (got_unit) s.release();
+        return got_lock && got_unit;
+      });
+      co_await sleep_for(ex, 50ms);
+      auto [ec1] = co_await herd::with_timeout(l.async_acquire(), 30ms, tuple);
+      CHECK(ec1 == herd::errc::timed_out);
+      auto [ec2] = co_await herd::with_timeout(s.async_acquire(), 30ms, tuple);
+      CHECK(ec2 == herd::errc::timed_out);
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer timer(ex, 20ms);
+      auto winner = co_await (l.async_acquire(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+      CHECK(winner.index() == 1);
+      CHECK(l.owner() == holder.pid());
+      const auto start = std::chrono::steady_clock::now();
+      release_now.set();
+      CHECK(co_await blocked.async_result());
+      CHECK(std::chrono::steady_clock::now() - start < 2s);
+      co_await holder.async_join();
+      CHECK(l.try_acquire());  // nothing is held by the cancelled waits
+      l.release();
+      CHECK(s.value() == 1);
+    });
+  }
+
+  TEST_CASE("timeouts: acquire, wait and a held lock") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::lock l(ex);
+      herd::semaphore none(ex, 0);
+      herd::event e(ex);
+      l.acquire();
+      auto child = herd::start(ex, [l, none, e]() mutable {
+        const auto start = std::chrono::steady_clock::now();
+        const bool a = l.acquire(60ms), b = none.acquire(60ms), c = e.wait(60ms);
+        const auto took = std::chrono::steady_clock::now() - start;
+        return !a && !b && !c && took >= 180ms && took < 3s;
+      });
+      CHECK(co_await child.async_result());
+      l.release();
+      auto [ec] = co_await herd::with_timeout(none.async_acquire(), 30ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      CHECK_FALSE(none.try_acquire());
+      none.release();
+      CHECK(none.try_acquire());
+      herd::lock_guard g(l, 10ms);
+      CHECK(g.owns());
+    });
+  }
+
+  TEST_CASE("threads of one process and its event loop share a lock (in-process, for TSan)") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::lock l(ex);
+      herd::condition c(ex);
+      long total = 0;  // plain memory: the lock must order every access
+      int ready = 0;
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 3; ++t)
+        threads.emplace_back([&] {
+          for (int i = 0; i < 5'000; ++i) {
+            herd::lock_guard g(l);
+            ++total;
+          }
+          herd::lock_guard g(c);
+          ++ready;
+          c.notify_all();
+        });
+      for (int i = 0; i < 1'000; ++i) {
+        auto g = co_await l.async_guard();
+        ++total;
+      }
+      {
+        auto g = co_await c.async_guard();
+        while (ready < 3) co_await c.async_wait();
+      }
+      for (auto& t : threads) t.join();
+      herd::lock_guard g(l);
+      CHECK(total == 16'000);
+    });
+  }
+}
