@@ -13,6 +13,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <csignal>
+#include <cstddef>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -27,6 +29,23 @@ using herd_test::leak_check;
 namespace {
 
 constexpr auto tuple = asio::as_tuple(asio::deferred);
+
+// A seccomp filter that kills the whole process at any system call but write, exit and
+// sigreturn (strict mode would kill only the calling thread, and a sanitizer's thread would keep
+// the process alive).
+bool forbid_system_calls() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_write, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigreturn, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
 
 asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseconds d) {
   asio::steady_timer timer(ex, d);
@@ -132,8 +151,8 @@ TEST_SUITE("sync") {
       // Warm up: the first rlock use learns this thread's id.
       r.acquire();
       r.release();
-      // Strict seccomp allows read, write, exit and sigreturn only: any other system call kills.
-      if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) ::syscall(SYS_exit, 3);
+      // From here on any system call but write and exit kills the whole process.
+      if (!forbid_system_calls()) ::syscall(SYS_exit_group, 3);
       for (int i = 0; i < 10'000; ++i) {
         l.acquire();
         l.release();
@@ -143,11 +162,11 @@ TEST_SUITE("sync") {
         r.release();
         s.acquire();
         s.release();
-        if (!l.try_acquire()) ::syscall(SYS_exit, 4);
+        if (!l.try_acquire()) ::syscall(SYS_exit_group, 4);
         l.release();
         v.fetch_add(1);
       }
-      ::syscall(SYS_exit, v.load() == 10'000 ? 0 : 5);
+      ::syscall(SYS_exit_group, v.load() == 10'000 ? 0 : 5);
     });
     const auto status = child.join();
     CHECK_MESSAGE(status.exited(), status.to_string());

@@ -1,0 +1,149 @@
+#include <herd/shared.hpp>  // first: the header stands alone
+
+#include "support/leak_check.hpp"
+#include "support/run.hpp"
+
+#include <herd/process.hpp>
+
+#include <array>
+#include <ranges>
+#include <sys/mman.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using herd_test::leak_check;
+
+namespace {
+
+struct position {  // 24 bytes: not lock-free, so load and store take the lock
+  double x, y, z;
+};
+
+// Counts this process's mappings, to see that shared memory goes with its last handle.
+int count_mappings() {
+  int lines = 0;
+  if (FILE* maps = std::fopen("/proc/self/maps", "r")) {
+    for (int c; (c = std::fgetc(maps)) != EOF;) lines += c == '\n';
+    std::fclose(maps);
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST_SUITE("shared") {
+  TEST_CASE("a child's changes to a shared value and array are seen by the parent") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::shared_value<double> num(ex, 0.0);
+      herd::shared_array<int> arr(ex, std::views::iota(0, 10));
+      CHECK(arr.size() == 10);
+      auto child = herd::start(ex, [num, arr]() mutable {
+        num = 3.1415927;
+        for (int& a : arr) a = -a;
+      });
+      co_await child.async_join();
+      CHECK(num.load() == 3.1415927);
+      CHECK(arr.to_vector() == std::vector<int>{0, -1, -2, -3, -4, -5, -6, -7, -8, -9});
+    });
+  }
+
+  TEST_CASE("atomic operations: exchange, compare_exchange, fetch_ ops") {
+    asio::io_context io;
+    herd::shared_value<int> v(io.get_executor(), 5);
+    static_assert(herd::shared_value<int>::is_atomic);
+    CHECK(v.exchange(7) == 5);
+    int expected = 6;
+    CHECK_FALSE(v.compare_exchange(expected, 9));
+    CHECK(expected == 7);
+    CHECK(v.compare_exchange(expected, 9));
+    CHECK(v.fetch_add(1) == 9);
+    CHECK(v.fetch_sub(2) == 10);
+    CHECK(v.fetch_or(0x10) == 8);
+    CHECK(v.fetch_and(0x10) == 0x18);
+    CHECK(v.fetch_xor(0x11) == 0x10);
+    CHECK(v == 1);
+    herd::shared_value<double> d(io.get_executor(), 1.5);
+    CHECK(d.fetch_add(1.0) == 1.5);
+    CHECK(d.load() == 2.5);
+  }
+
+  TEST_CASE("a value too large for an atomic is loaded and stored under its lock, whole") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      static_assert(!herd::shared_value<position>::is_atomic);
+      herd::shared_value<position> p(ex, position{0, 0, 0});
+      // Two writers store consistent triples; a reader must never see a torn one.
+      std::vector<herd::process<bool>> children;
+      for (int w = 1; w <= 2; ++w)
+        children.push_back(herd::start(ex, [p, w]() mutable {
+          for (int i = 0; i < 20'000; ++i) p.store({double(w), double(w), double(w)});
+          return true;
+        }));
+      children.push_back(herd::start(ex, [p]() mutable {
+        for (int i = 0; i < 20'000; ++i) {
+          const position seen = p.load();
+          if (seen.x != seen.y || seen.y != seen.z) return false;
+        }
+        return true;
+      }));
+      for (auto& c : children) CHECK(co_await c.async_result());
+    });
+  }
+
+  TEST_CASE("arrays: initializer lists, bounds, spans, slices, element atomics") {
+    asio::io_context io;
+    herd::shared_array<long> a(io.get_executor(), {1, 2, 3, 4, 5});
+    CHECK(a.size() == 5);
+    CHECK(a[2] == 3);
+    CHECK_THROWS_AS(a.at(5), std::out_of_range);
+    auto middle = a.subspan(1, 3);  // Python's a[1:4]
+    CHECK(middle.size() == 3);
+    middle[0] = 20;
+    CHECK(a[1] == 20);  // the same memory
+    CHECK(a.subspan(4, 10).size() == 1);
+    CHECK(a.subspan(9).empty());
+    CHECK(a.fetch_add(0, 10) == 1);
+    CHECK(a.load(0) == 11);
+    a.store(4, 50);
+    CHECK(a.span().back() == 50);
+    herd::shared_array<double> zeros(io.get_executor(), 3);
+    CHECK(zeros.to_vector() == std::vector<double>{0, 0, 0});
+    herd::shared_array<int> empty(io.get_executor(), 0);
+    CHECK(empty.empty());
+    CHECK(empty.begin() == empty.end());
+  }
+
+  TEST_CASE("a shared string holds up to its capacity and refuses more, keeping what it had") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::shared_string<16> s(ex, "hello");
+      CHECK(s.load() == "hello");
+      auto child = herd::start(ex, [s]() mutable { s.store("from the child"); });
+      co_await child.async_join();
+      CHECK(s.load() == "from the child");
+      CHECK_THROWS_WITH_AS(s.store("seventeen bytes!!"), doctest::Contains("do not fit its capacity of 16"),
+                           boost::system::system_error);
+      CHECK(std::string(s) == "from the child");
+      s = "";
+      CHECK(s.load().empty());
+      CHECK_THROWS_AS(herd::shared_string<2>(ex, "abc"), boost::system::system_error);
+    });
+  }
+
+  TEST_CASE("shared memory goes with the last handle in this process") {
+    leak_check guard;
+    asio::io_context io;
+    const int before = count_mappings();
+    {
+      herd::shared_array<char> big(io.get_executor(), 1 << 20, 'x');
+      herd::shared_value<int> v(io.get_executor(), 1);
+      auto copy = big;  // same memory
+      copy[0] = 'y';
+      CHECK(big[0] == 'y');
+      CHECK(count_mappings() > before);
+    }
+    CHECK(count_mappings() == before);
+  }
+}
