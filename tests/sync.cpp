@@ -8,6 +8,7 @@
 #include <herd/with_timeout.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -490,6 +491,24 @@ TEST_SUITE("sync") {
       l.release();
       CHECK(s.value() == 1);
     });
+  }
+
+  TEST_CASE("an event loop destroyed while an acquire waits takes the wait with it") {
+    leak_check guard;
+    asio::io_context owner;
+    herd::lock l(owner.get_executor());
+    l.acquire();
+    bool called = false;
+    {
+      asio::io_context loop;
+      l.async_acquire(asio::bind_executor(loop, [&](herd::error_code) { called = true; }));
+      loop.run_for(30ms);  // waits: the lock is held
+    }
+    l.release();  // wakes nobody's handler: the wait went with its loop
+    std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(called);
+    CHECK(l.try_acquire());
+    l.release();
   }
 
   TEST_CASE("timeouts: acquire, wait and a held lock") {

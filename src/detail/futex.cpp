@@ -3,7 +3,10 @@
 #include "io.hpp"
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 
 #include <cerrno>
 #include <climits>
@@ -79,6 +82,7 @@ struct pending_wait {
   const std::atomic<std::uint32_t>* word;
   std::uint32_t expected;
   std::optional<steady_time> recheck;
+  asio::execution_context* context;
   asio::any_io_executor executor;
   asio::any_completion_handler<void(error_code)> resume;
 };
@@ -146,6 +150,17 @@ struct waiter_service {
   }
 };
 
+// An execution context that shuts down (an io_context being destroyed) takes its pending waits
+// with it: their handlers are destroyed, as Asio destroys the handlers of its own pending
+// operations, and nothing is ever posted to it afterwards.
+class context_guard : public asio::execution_context::service {
+ public:
+  static asio::execution_context::id id;
+  explicit context_guard(asio::execution_context& context) : asio::execution_context::service(context) {}
+  void shutdown() override;
+};
+asio::execution_context::id context_guard::id;
+
 // Per process: a forked child has no waiter thread, and its copy of the parent's service (whose
 // mutex the thread may have held at the fork) is never touched; it makes its own.
 struct service_slot {
@@ -153,7 +168,7 @@ struct service_slot {
   waiter_service* service = nullptr;
 };
 
-waiter_service& service() {
+waiter_service& process_waiter() {
   static service_slot slot;
   std::lock_guard guard(fork_lock());  // herd forks under it: the slot is never half-written in a child
   if (slot.owner != current_pid()) {
@@ -166,22 +181,38 @@ waiter_service& service() {
 
 }  // namespace
 
+void context_guard::shutdown() {
+  auto& s = process_waiter();
+  std::vector<pending_wait> gone;
+  {
+    std::lock_guard guard(s.mutex);
+    std::erase_if(s.waits, [&](pending_wait& w) {
+      if (w.context != &context()) return false;
+      gone.push_back(std::move(w));
+      return true;
+    });
+  }
+  gone.clear();  // outside the lock: a handler's destructor may cancel another wait
+}
+
 std::uint64_t async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                                std::optional<steady_time> recheck, const asio::any_io_executor& ex,
                                asio::any_completion_handler<void(error_code)> resume) {
-  auto& s = service();
+  asio::execution_context& context = asio::query(ex, asio::execution::context);
+  asio::use_service<context_guard>(context);
+  auto& s = process_waiter();
   std::uint64_t id;
   {
     std::lock_guard guard(s.mutex);
     id = s.next_id++;
-    s.waits.push_back({id, &word, expected, recheck, ex, std::move(resume)});
+    s.waits.push_back({id, &word, expected, recheck, &context, ex, std::move(resume)});
   }
   s.poke();
   return id;
 }
 
 bool cancel_async_wait(std::uint64_t id) noexcept {
-  auto& s = service();
+  auto& s = process_waiter();
   bool found = false;
   {
     std::lock_guard guard(s.mutex);
