@@ -304,15 +304,7 @@ struct channel::state {
     msghdr message{};
     message.msg_iov = &data;
     message.msg_iovlen = 1;
-    if (descriptor >= 0) {
-      message.msg_control = control;
-      message.msg_controllen = sizeof control;
-      cmsghdr* header = CMSG_FIRSTHDR(&message);
-      header->cmsg_level = SOL_SOCKET;
-      header->cmsg_type = SCM_RIGHTS;
-      header->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
-    }
+    if (descriptor >= 0) attach_descriptor(message, control, sizeof control, descriptor);
     for (;;) {
       // Without a deadline a blocking send sleeps in the kernel; with one it polls.
       const int flags = MSG_NOSIGNAL | ((block && !deadline) ? 0 : MSG_DONTWAIT);
@@ -537,16 +529,7 @@ struct channel::state {
       if (errno == ECONNRESET) return errc::closed;
       return system_code(errno);
     }
-    std::vector<unique_fd> descriptors;
-    for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
-      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-      const std::size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-        descriptors.emplace_back(fd);
-      }
-    }
+    const std::vector<unique_fd> descriptors = received_descriptors(message);
     if (n == 0 && descriptors.empty()) return errc::closed;  // shut down, and drained
     if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return errc::bad_message;
     std::vector<record>& records = l.records;
@@ -595,16 +578,9 @@ struct channel::state {
   }
 
   static error_code take_from_memfd(int fd, std::uint64_t length, local_state& l) {
-    struct stat info{};
-    if (::fstat(fd, &info) != 0 || static_cast<std::uint64_t>(info.st_size) < length) return errc::bad_message;
     std::string message = std::move(l.spare);
     message.resize(length);
-    for (std::size_t done = 0; done < length;) {
-      const ssize_t n = ::pread(fd, message.data() + done, length - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return errc::bad_message;
-      done += static_cast<std::size_t>(n);
-    }
+    if (!read_whole(fd, message.data(), length)) return errc::bad_message;
     push_owned(l, std::move(message));
     return {};
   }

@@ -202,13 +202,7 @@ void send_outcome(int fd, std::string_view head, std::string_view body) noexcept
     msghdr message{};
     message.msg_iov = &part;
     message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(header), &memory, sizeof memory);
+    attach_descriptor(message, control, sizeof control, memory);
     while (::syscall(SYS_sendmsg, fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EINTR) {
     }
   }
@@ -341,15 +335,7 @@ void read_outcome(int fd, std::string& received) noexcept {
       const ssize_t n = ::recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;  // all of it (or the peer never sent anything)
-      std::vector<unique_fd> memories;
-      for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
-        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-        for (std::size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-          int memory;
-          std::memcpy(&memory, CMSG_DATA(h) + i * sizeof(int), sizeof memory);
-          memories.emplace_back(memory);
-        }
-      }
+      const std::vector<unique_fd> memories = received_descriptors(message);
       // A memfd arrives with its one-byte marker, the last byte of this read.
       received.append(buffer.data(), static_cast<std::size_t>(n) - (memories.empty() ? 0 : 1));
       for (const unique_fd& memory : memories) {
@@ -357,16 +343,8 @@ void read_outcome(int fd, std::string& received) noexcept {
         if (::fstat(memory.get(), &info) != 0) continue;
         const std::size_t at = received.size();
         received.resize(at + static_cast<std::size_t>(info.st_size));
-        for (std::size_t done = 0; done < static_cast<std::size_t>(info.st_size);) {
-          const ssize_t got = ::pread(memory.get(), received.data() + at + done,
-                                      static_cast<std::size_t>(info.st_size) - done, static_cast<off_t>(done));
-          if (got < 0 && errno == EINTR) continue;
-          if (got <= 0) {
-            received.resize(at + done);
-            break;
-          }
-          done += static_cast<std::size_t>(got);
-        }
+        if (!read_whole(memory.get(), received.data() + at, static_cast<std::size_t>(info.st_size)))
+          received.resize(at);  // reported as an unreadable outcome
       }
     }
   } catch (...) {

@@ -5,12 +5,14 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -183,6 +185,42 @@ void include_in_forks(int fd) noexcept {
 
 void close_fork_exclusions_in_child() noexcept {
   for (int fd : exclusion_state().fds) ::close(fd);  // the parent's list; read only
+}
+
+void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept {
+  message.msg_control = control;
+  message.msg_controllen = control_size;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+}
+
+std::vector<unique_fd> received_descriptors(msghdr& message) {
+  std::vector<unique_fd> descriptors;
+  for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+      descriptors.emplace_back(fd);
+    }
+  }
+  return descriptors;
+}
+
+bool read_whole(int fd, char* out, std::size_t length) noexcept {
+  struct stat info{};
+  if (::fstat(fd, &info) != 0 || static_cast<std::size_t>(info.st_size) < length) return false;
+  for (std::size_t done = 0; done < length;) {
+    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
 int move_above_stdio(int fd) noexcept {

@@ -5,6 +5,8 @@
 #include <herd/exit_status.hpp>
 #include <herd/stop_policy.hpp>
 
+#include "unique_fd.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
@@ -16,6 +18,9 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include <sys/socket.h>
 
 namespace herd::detail {
 
@@ -81,6 +86,14 @@ void include_in_forks(int fd) noexcept;
 void close_fork_exclusions_in_child() noexcept;
 /// Held across fork() so that no herd registry is half-updated in the child.
 std::mutex& fork_lock() noexcept;
+
+/// Adds `fd` to `message` as SCM_RIGHTS ancillary data, written into `control`, which holds at
+/// least CMSG_SPACE(sizeof(int)) bytes aligned for cmsghdr. Plain memory writes: fork-child safe.
+void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept;
+/// Takes ownership of the descriptors a received message carried (SCM_RIGHTS).
+std::vector<unique_fd> received_descriptors(msghdr& message);
+/// Reads `length` bytes from offset 0 of `fd` (a memfd) into `out`; false if it holds fewer.
+bool read_whole(int fd, char* out, std::size_t length) noexcept;
 
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.
