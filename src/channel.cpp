@@ -118,7 +118,6 @@ class shared_region {
   std::size_t size_ = 0;
 };
 
-bool process_gone(std::int32_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 // A private epoll descriptor watching one shared descriptor: Asio waits on it, so the shared
 // one never becomes O_NONBLOCK.

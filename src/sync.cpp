@@ -66,7 +66,6 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "barriers need ad
 
 bool before(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) < 0; }
 
-bool process_gone(std::uint32_t pid) { return pid != 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
 
 // The calling thread's tag for rlock ownership: its thread id, refreshed after a fork.
 std::uint32_t thread_tag() {
@@ -147,7 +146,7 @@ class sync_core {
   // The holder recorded in `observed` no longer exists: take the lock from it (owner_died).
   bool take_from_dead_owner(std::uint32_t observed, std::uint32_t tag) noexcept {
     const std::uint32_t owner = observed & pid_mask;
-    if (owner == 0 || owner == self() || !process_gone(owner)) return false;
+    if (owner == 0 || owner == self() || !process_gone(static_cast<int>(owner))) return false;
     if (!s->lock_word.compare_exchange_strong(observed, self() | waiters_bit, std::memory_order_acquire)) return false;
     became_owner(tag);
     return true;
@@ -203,10 +202,12 @@ class sync_core {
 
   // -- semaphores -----------------------------------------------------------------------------
 
+  // seq_cst, as the release's: a waiter counts itself, then looks; a release adds, then looks
+  // for waiters; one of the two sees the other.
   bool take_unit() noexcept {
-    std::uint32_t v = s->value.load(std::memory_order_relaxed);
+    std::uint32_t v = s->value.load();
     while (v > 0)
-      if (s->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
+      if (s->value.compare_exchange_weak(v, v - 1)) return true;
     return false;
   }
 
@@ -232,7 +233,7 @@ class sync_core {
     std::uint32_t v = s->value.load(std::memory_order_relaxed);
     do {
       if (v >= s->maximum.load(std::memory_order_relaxed)) return errc::invalid_argument;  // Python's ValueError
-    } while (!s->value.compare_exchange_weak(v, v + 1, std::memory_order_release));
+    } while (!s->value.compare_exchange_weak(v, v + 1));
     if (s->waiters.load() > 0) futex_wake(s->value, 1);
     return {};
   }
@@ -378,8 +379,9 @@ class sync_core {
     if (done) return ec;
     while (s->generation.load() == g) {
       if (!futex_wait(s->generation, g, deadline) && s->generation.load() == g) {
-        break_barrier(g, true);  // Python: a timeout breaks the barrier for everyone
-        return errc::timed_out;
+        break_barrier(g, true);  // Python: a timeout breaks the barrier for everyone…
+        // …unless the last party came first.
+        return outcome_of(g) ? error_code(errc::timed_out) : error_code();
       }
     }
     return outcome_of(g);
@@ -627,8 +629,8 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
     }
     if (c.s->generation.load() != seen_) return finish(c.outcome_of(seen_));
     if (cancelled) {
-      c.break_barrier(seen_, true);  // as a timeout does
-      return finish(asio::error::operation_aborted);
+      c.break_barrier(seen_, true);  // as a timeout does, unless the last party came first
+      return finish(c.outcome_of(seen_) ? error_code(asio::error::operation_aborted) : error_code());
     }
     return wait_plan{&c.s->generation, seen_, std::nullopt};
   }

@@ -463,6 +463,25 @@ TEST_SUITE("sync") {
     });
   }
 
+  TEST_CASE("a holder that died and is not reaped yet (a zombie) is seen as gone") {
+    leak_check guard;
+    asio::io_context io;  // never run: nobody reaps the child meanwhile
+    herd::lock l(io.get_executor());
+    herd::event holding(io.get_executor());
+    auto child = herd::start(io.get_executor(), [l, holding]() mutable {
+      l.acquire();
+      holding.set();
+      ::_exit(0);  // with the lock held
+    });
+    holding.wait();
+    REQUIRE(herd_test::wait_until_gone(child.pid()));  // a zombie now: kill(pid, 0) still succeeds
+    CHECK(herd_test::read_stat(child.pid()).state == 'Z');
+    CHECK_THROWS_WITH_AS(l.acquire(5000ms), doctest::Contains("died"), boost::system::system_error);
+    CHECK(l.owner() == ::getpid());  // held, after owner_died
+    l.release();
+    CHECK(child.join().exited());
+  }
+
   TEST_CASE("a cancelled async_acquire takes nothing and loses no wake-up") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {

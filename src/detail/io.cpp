@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -221,6 +222,22 @@ bool read_whole(int fd, char* out, std::size_t length) noexcept {
     done += static_cast<std::size_t>(n);
   }
   return true;
+}
+
+bool process_gone(int pid) noexcept {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  char text[512];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  const char* close = std::strrchr(text, ')');  // the name may hold anything but this last one
+  return close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X');
 }
 
 int move_above_stdio(int fd) noexcept {

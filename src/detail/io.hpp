@@ -95,6 +95,11 @@ std::vector<unique_fd> received_descriptors(msghdr& message);
 /// Reads `length` bytes from offset 0 of `fd` (a memfd) into `out`; false if it holds fewer.
 bool read_whole(int fd, char* out, std::size_t length) noexcept;
 
+/// True if no live process has this pid: none exists, or it is a zombie (dead, not yet reaped,
+/// which still answers kill()). For holders of shared state (locks, slab slots) that may have
+/// died with it. A reused pid looks alive.
+bool process_gone(int pid) noexcept;
+
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.
 int move_above_stdio(int fd) noexcept;
