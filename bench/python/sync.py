@@ -1,7 +1,7 @@
 """Python twin of bench_sync: 2 processes x 100,000 increments of a shared counter under a lock
 (Value('l', lock=False) + Lock(), and the idiomatic synchronized Value with get_lock()), and
-uncontended acquire + release in one process. Operations per second, median of ROUNDS runs; the
-time includes starting and joining the two processes, as in bench_sync.
+uncontended acquire + release in one process. Operations per second, median of ROUNDS runs;
+timed from the moment both processes are told to go until both are joined, as in bench_sync.
 """
 import multiprocessing as mp
 import statistics
@@ -13,23 +13,31 @@ INCREMENTS = 100_000
 UNCONTENDED = 300_000
 
 
-def add_with_lock(value, lock):
+def add_with_lock(ready, go, value, lock):
+    ready.release()
+    go.wait()
     for _ in range(INCREMENTS):
         with lock:
             value.value += 1
 
 
-def add_with_get_lock(value):
+def add_with_get_lock(ready, go, value):
+    ready.release()
+    go.wait()
     for _ in range(INCREMENTS):
         with value.get_lock():
             value.value += 1
 
 
 def rate(ctx, target, args, value):
-    start = time.perf_counter()
-    procs = [ctx.Process(target=target, args=args) for _ in range(WORKERS)]
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    procs = [ctx.Process(target=target, args=(ready, go) + args) for _ in range(WORKERS)]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - start
