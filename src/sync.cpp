@@ -16,9 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <climits>
-#include <csignal>
 #include <new>
 #include <sys/mman.h>
 #include <sys/syscall.h>
