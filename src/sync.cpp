@@ -458,7 +458,10 @@ sync_status sync_query(const sync_core& core) noexcept {
     case sync_kind::rlock: status.value = status.owner ? s.depth.load() : 0; break;
     case sync_kind::semaphore:
     case sync_kind::bounded_semaphore: status.value = s.value.load(); break;
-    case sync_kind::event: status.value = s.flag.load(); break;
+    case sync_kind::event:
+      status.value = s.flag.load();
+      status.waiting = s.waiters.load();
+      break;
     case sync_kind::barrier:
       status.owner = 0;
       status.value = s.parties.load();

@@ -62,6 +62,16 @@ asio::awaitable<void> sleep_for(asio::any_io_executor ex, std::chrono::milliseco
   co_await timer.async_wait(asio::deferred);
 }
 
+// Waits (event loop free) until `ready()`, however slow the machine; fails after 20 s.
+template <typename Ready>
+asio::awaitable<void> until(asio::any_io_executor ex, Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!ready()) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    co_await sleep_for(ex, 2ms);
+  }
+}
+
 // `workers` children each add 1 to a plain int in shared memory `rounds` times under `l`.
 template <typename Lock>
 asio::awaitable<long> locked_increments(asio::any_io_executor ex, int workers, int rounds) {
@@ -315,8 +325,7 @@ TEST_SUITE("sync") {
         }
         return ec == herd::errc::broken_barrier;
       });
-      co_await sleep_for(ex, 50ms);
-      CHECK(b.n_waiting() == 1);
+      co_await until(ex, [&] { return b.n_waiting() == 1; });
       CHECK_THROWS_WITH_AS(b.wait(30ms), doctest::Contains("timed out"), boost::system::system_error);
       CHECK(co_await waiting.async_result());
       CHECK(b.broken());
@@ -363,14 +372,14 @@ TEST_SUITE("sync") {
         co_await e.async_wait();
         parent_woke = true;
       }, asio::detached);
-      co_await sleep_for(ex, 50ms);
+      co_await until(ex, [&] { return e.n_waiting() == 3; });  // all three inside wait
       CHECK_FALSE(parent_woke);
       e.set();
       e.clear();  // at once: the waits in progress still end, as with threading.Event
       CHECK(co_await w1.async_result());
       CHECK(co_await w2.async_result());
-      co_await sleep_for(ex, 20ms);
-      CHECK(parent_woke);
+      co_await until(ex, [&] { return parent_woke; });
+      CHECK(e.n_waiting() == 0);
     });
   }
 
@@ -379,20 +388,25 @@ TEST_SUITE("sync") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::condition c(ex);
       herd::shared_value<int> woken(ex, 0);
+      herd::shared_value<int> registered(ex, 0);
       std::vector<herd::process<void>> waiters;
       for (int i = 0; i < 3; ++i)
-        waiters.push_back(herd::start(ex, [c, woken]() mutable {
+        waiters.push_back(herd::start(ex, [c, woken, registered]() mutable {
           herd::lock_guard g(c);
-          c.wait();
+          registered.fetch_add(1);
+          c.wait();  // registers and releases the lock in one step
           woken.fetch_add(1);
         }));
-      // Every waiter is waiting once the lock is free and each has registered.
-      co_await sleep_for(ex, 100ms);
-      {
+      // Once the parent holds the lock and sees three registered, all three are inside wait().
+      for (bool all = false; !all;) {
         auto g = co_await c.async_guard();
-        c.notify();
+        all = registered.load() == 3;
+        if (all) c.notify();
+        g.unlock();
+        if (!all) co_await sleep_for(ex, 2ms);
       }
-      co_await sleep_for(ex, 100ms);
+      co_await until(ex, [&] { return woken.load() >= 1; });
+      co_await sleep_for(ex, 100ms);  // time for a second (wrong) wake-up to show
       CHECK(woken.load() == 1);
       {
         auto g = co_await c.async_guard();
@@ -487,15 +501,16 @@ TEST_SUITE("sync") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::lock l(ex);
       herd::semaphore s(ex, 1);
-      herd::event release_now(ex);
-      auto holder = herd::start(ex, [l, s, release_now]() mutable {
+      herd::event release_now(ex), holding(ex);
+      auto holder = herd::start(ex, [l, s, release_now, holding]() mutable {
         l.acquire();
         s.acquire();
+        holding.set();
         release_now.wait();
         l.release();
         s.release();
       });
-      co_await sleep_for(ex, 50ms);
+      co_await holding.async_wait();
       // A blocking waiter in another process, and a parent await that gives up.
       auto blocked = herd::start(ex, [l, s]() mutable {
         const bool got_lock = l.acquire(5000ms);

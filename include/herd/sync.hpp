@@ -272,6 +272,9 @@ class event : public detail::sync_handle {
   explicit event(const executor_type& ex) : sync_handle(ex, detail::sync_kind::event, 0) {}
 
   bool is_set() const noexcept { return detail::sync_query(*core_).value != 0; }
+  /// Waits in progress now, blocking and awaited, in every process (a process killed while
+  /// waiting stays counted).
+  std::size_t n_waiting() const noexcept { return detail::sync_query(*core_).waiting; }
   /// Sets the flag and wakes every waiter, in every process.
   void set() noexcept { detail::event_set(*core_); }
   void clear() noexcept { detail::event_clear(*core_); }

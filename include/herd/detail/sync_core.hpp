@@ -45,7 +45,7 @@ void barrier_abort(sync_core& core) noexcept;
 struct sync_status {
   int owner = 0;             ///< lock, rlock, condition: the holding process, 0 if free
   std::uint32_t value = 0;   ///< semaphore value; rlock depth; event 1 if set; barrier parties
-  std::uint32_t waiting = 0; ///< barrier: parties waiting now
+  std::uint32_t waiting = 0; ///< barrier: parties waiting now; event: waits in progress
   bool broken = false;       ///< barrier
 };
 sync_status sync_query(const sync_core& core) noexcept;
