@@ -48,12 +48,12 @@ struct shared_state {
   // events, conditions, barriers
   atomic_word flag;        // event: set; barrier: broken
   atomic_word generation;  // event: sets; condition: notifies; barrier: trips and breaks
-  // conditions
-  atomic_word next_ticket;
+  // conditions; 64-bit tickets never wrap
+  std::atomic<std::uint64_t> next_ticket;
   atomic_word waiting;  // waiters not notified, not gone
   atomic_word grants;   // notify(n) wake-ups not yet claimed…
-  atomic_word grant_limit;  // …by tickets before this
-  atomic_word all_upto;     // notify_all(): every ticket before this is woken
+  std::atomic<std::uint64_t> grant_limit;  // …by tickets before this
+  std::atomic<std::uint64_t> all_upto;     // notify_all(): every ticket before this is woken
   // barriers
   atomic_word parties;
   atomic_word arrived;
@@ -62,7 +62,6 @@ struct shared_state {
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "barriers need address-free 64-bit atomics");
 
-bool before(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) < 0; }
 
 
 // The calling thread's tag for rlock ownership: its thread id, refreshed after a fork.
@@ -120,9 +119,11 @@ class sync_core {
     return false;
   }
 
-  // A waiter that was woken and leaves without the lock (cancelled) passes the wake-up on.
+  // A waiter that leaves without the lock (timed out, cancelled) may have taken the wake-up of
+  // the last release: pass it on if the lock is free, else make sure the holder's release wakes
+  // someone (its bit may have been cleared by that release).
   void pass_on_wake() noexcept {
-    if ((s->lock_word.load() & pid_mask) == 0) futex_wake(s->lock_word, 1);
+    if (announce_waiter() == 0) futex_wake(s->lock_word, 1);
   }
 
   void became_owner(std::uint32_t tag) noexcept {
@@ -142,9 +143,16 @@ class sync_core {
   }
 
   // The holder recorded in `observed` no longer exists: take the lock from it (owner_died).
+  // Looking costs system calls (kill, /proc): at most every owner_check per lock and process.
   bool take_from_dead_owner(std::uint32_t observed, std::uint32_t tag) noexcept {
     const std::uint32_t owner = observed & pid_mask;
-    if (owner == 0 || owner == self() || !process_gone(static_cast<int>(owner))) return false;
+    if (owner == 0 || owner == self()) return false;
+    const auto now = clock_type::now().time_since_epoch().count();
+    auto due = next_owner_check_.load(std::memory_order_relaxed);
+    if (now < due || !next_owner_check_.compare_exchange_strong(
+                         due, now + std::chrono::duration_cast<clock_type::duration>(owner_check).count()))
+      return false;
+    if (!process_gone(static_cast<int>(owner))) return false;
     if (!s->lock_word.compare_exchange_strong(observed, self() | waiters_bit, std::memory_order_acquire)) return false;
     became_owner(tag);
     return true;
@@ -179,7 +187,10 @@ class sync_core {
       futex_wait(s->lock_word, v, earlier(deadline, clock_type::now() + owner_check));
       if (take_if_free(tag, true)) return {};
       if (take_from_dead_owner(s->lock_word.load(std::memory_order_relaxed), tag)) return errc::owner_died;
-      if (past(deadline)) return errc::timed_out;
+      if (past(deadline)) {
+        pass_on_wake();
+        return errc::timed_out;
+      }
     }
   }
 
@@ -216,7 +227,8 @@ class sync_core {
     s->waiters.fetch_add(1);  // seq_cst with the release's load: one of us sees the other
     for (;;) {
       if (take_unit()) break;
-      futex_wait(s->value, 0, deadline);
+      // The recheck bounds what a wake-up lost to a waiter that died or left costs.
+      futex_wait(s->value, 0, earlier(deadline, clock_type::now() + owner_check));
       if (take_unit()) break;
       if (past(deadline)) {
         s->waiters.fetch_sub(1);
@@ -263,15 +275,15 @@ class sync_core {
   // -- conditions -----------------------------------------------------------------------------
 
   // Registers a waiter; the caller holds the lock.
-  std::uint32_t take_ticket() noexcept {
+  std::uint64_t take_ticket() noexcept {
     s->waiting.fetch_add(1);
     return s->next_ticket.fetch_add(1);
   }
 
   // True if `ticket` has been woken (by notify_all, or a notify whose wake-up it claims now).
-  bool claim(std::uint32_t ticket) noexcept {
-    if (before(ticket, s->all_upto.load())) return true;
-    if (!before(ticket, s->grant_limit.load())) return false;
+  bool claim(std::uint64_t ticket) noexcept {
+    if (ticket < s->all_upto.load()) return true;
+    if (ticket >= s->grant_limit.load()) return false;
     std::uint32_t g = s->grants.load();
     while (g > 0)
       if (s->grants.compare_exchange_weak(g, g - 1)) return true;
@@ -279,7 +291,7 @@ class sync_core {
   }
 
   // After taking the lock again: a waiter that was not woken leaves.
-  bool finish_condition_wait(std::uint32_t ticket, bool woken) noexcept {
+  bool finish_condition_wait(std::uint64_t ticket, bool woken) noexcept {
     if (!woken) woken = claim(ticket);
     if (!woken) s->waiting.fetch_sub(1);
     return woken;
@@ -287,7 +299,7 @@ class sync_core {
 
   error_code wait_condition(sync_deadline deadline) noexcept {
     if (!holds_lock()) return errc::not_owner;
-    const std::uint32_t ticket = take_ticket();
+    const std::uint64_t ticket = take_ticket();
     unlock(0);
     bool woken = false;
     for (;;) {
@@ -385,6 +397,15 @@ class sync_core {
     return outcome_of(g);
   }
 
+  // Broken for good (until reset), whatever generation is current when the lock is held.
+  void abort() noexcept {
+    internal_lock();
+    s->flag.store(1);
+    if (s->arrived.load() > 0) end_generation(s->generation.load(), true);
+    internal_unlock();
+    futex_wake(s->generation, INT_MAX);
+  }
+
   void reset() noexcept {
     internal_lock();
     const std::uint32_t g = s->generation.load();
@@ -397,6 +418,7 @@ class sync_core {
  private:
   sync_kind kind_;
   std::shared_ptr<void> memory_;
+  std::atomic<clock_type::rep> next_owner_check_{0};  // this process's, not shared
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -448,7 +470,7 @@ void event_set(sync_core& core) noexcept { core.set(); }
 void event_clear(sync_core& core) noexcept { core.s->flag.store(0); }
 error_code condition_notify(sync_core& core, std::size_t count, bool all) noexcept { return core.notify(count, all); }
 void barrier_reset(sync_core& core) noexcept { core.reset(); }
-void barrier_abort(sync_core& core) noexcept { core.break_barrier(core.s->generation.load(), true); }
+void barrier_abort(sync_core& core) noexcept { core.abort(); }
 
 sync_status sync_query(const sync_core& core) noexcept {
   const shared_state& s = *core.s;
@@ -491,6 +513,39 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
         work_(asio::prefer(home, asio::execution::outstanding_work.tracked)),
         handler_(std::move(handler)) {}
 
+  // Destroyed before it completed (its event loop was destroyed, or a posted completion was
+  // dropped): give back what it holds, and undo what it registered, so others are not blocked.
+  ~async_sync_op() {
+    if (!handler_) return;
+    auto& c = *core_;
+    if (finished_) {
+      const bool holds = !result_ || result_ == errc::owner_died;
+      if (holds && (operation_ == sync_operation::acquire || c.kind() == sync_kind::condition)) {
+        if (c.is_lock()) c.unlock(async_tag);
+        else c.up();
+      }
+      return;
+    }
+    switch (c.kind()) {
+      case sync_kind::semaphore:
+      case sync_kind::bounded_semaphore:
+        finish_registered({});
+        if (c.s->value.load() > 0) futex_wake(c.s->value, 1);
+        break;
+      case sync_kind::event: finish_registered({}); break;
+      case sync_kind::condition:
+        if (phase_ == 1 && !c.claim(ticket_)) c.s->waiting.fetch_sub(1);
+        if (slept_) c.pass_on_wake();
+        break;
+      case sync_kind::barrier:
+        if (registered_) c.break_barrier(seen_, true);  // a party is gone: the others must not wait for it
+        break;
+      default:
+        if (slept_) c.pass_on_wake();
+        break;
+    }
+  }
+
   void start() {
     auto slot = asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected())
@@ -512,12 +567,13 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
 
   void request_cancel() {
     cancel_requested_ = true;
-    if (const std::uint64_t id = wait_id_.exchange(0)) cancel_async_wait(id);
+    if (cancellable_)
+      if (const std::uint64_t id = wait_id_.exchange(0)) cancel_async_wait(id);
   }
 
   void resume(error_code ec) {
     wait_id_ = 0;
-    if (step(ec == asio::error::operation_aborted || cancel_requested_)) complete();
+    if (step(ec == asio::error::operation_aborted || (cancel_requested_ && cancellable_))) complete();
   }
 
   // Runs the operation as far as it goes. True once `result_` is final; else a wait is pending.
@@ -535,12 +591,13 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
         }
         break;
     }
-    if (!plan) return true;
+    if (!plan) return finished_ = true;
     auto self = shared_from_this();
-    wait_id_ = async_futex_wait(*plan->word, plan->expected, plan->recheck, home_,
-                                [self](error_code ec) { self->resume(ec); });
+    // The id is in wait_id_ before the waiter thread can resume us (on another thread, maybe).
+    async_futex_wait(*plan->word, plan->expected, plan->recheck, home_, [self](error_code ec) { self->resume(ec); },
+                     wait_id_);
     // A cancellation that came while the plan was made: forget the wait at once.
-    if (cancel_requested_)
+    if (cancel_requested_ && cancellable_)
       if (const std::uint64_t id = wait_id_.exchange(0)) cancel_async_wait(id);
     return false;
   }
@@ -580,7 +637,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
       s.waiters.fetch_add(1);
       if (core_->take_unit()) return finish_registered({});
     }
-    return wait_plan{&s.value, 0, std::nullopt};
+    return wait_plan{&s.value, 0, clock_type::now() + owner_check};
   }
 
   std::optional<wait_plan> wait_event(bool cancelled) {
@@ -611,6 +668,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
       if (!woken_ && !cancelled) return wait_plan{&c.s->generation, seen, std::nullopt};
       aborted_ = cancelled && !woken_;
       phase_ = relocking;
+      cancellable_ = false;  // from here the lock must be taken again, cancelled or not
     }
     // The lock again, cancelled or not: a condition's wait returns holding it.
     if (auto plan = take_lock()) return plan;
@@ -661,13 +719,15 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
   asio::any_completion_handler<void(error_code, std::size_t)> handler_;
   std::atomic<std::uint64_t> wait_id_{0};
   std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> cancellable_{true};
+  bool finished_ = false;  // result_ is final
   error_code result_;
   std::size_t index_ = 0;
   bool registered_ = false;
   bool slept_ = false;
   std::uint32_t seen_ = 0;
   int phase_ = 0;
-  std::uint32_t ticket_ = 0;
+  std::uint64_t ticket_ = 0;
   bool woken_ = false;
   bool aborted_ = false;
 };

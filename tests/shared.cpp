@@ -89,6 +89,34 @@ TEST_SUITE("shared") {
     });
   }
 
+  TEST_CASE("Python's pattern: load and store under get_lock() make one locked update") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::shared_value<position> p(ex, position{0, 0, 0});
+      herd::shared_value<long> n(ex, 0);
+      std::vector<herd::process<void>> children;
+      for (int w = 0; w < 2; ++w)
+        children.push_back(herd::start(ex, [p, n]() mutable {
+          for (int i = 0; i < 5'000; ++i) {
+            herd::lock_guard held(p.get_lock());  // re-entered by load() and store()
+            position v = p.load();
+            v.x += 1;
+            v.z += 2;
+            p.store(v);
+            herd::lock_guard also(n.get_lock());
+            n.store(n.load() + 1);  // atomic loads and stores, one locked step
+          }
+        }));
+      for (auto& c : children) {
+        const herd::exit_status status = co_await c.async_join();
+        CHECK(status.success());
+      }
+      CHECK(p.load().x == 10'000);
+      CHECK(p.load().z == 20'000);
+      CHECK(n.load() == 10'000);
+    });
+  }
+
   TEST_CASE("arrays: initializer lists, bounds, spans, slices, element atomics") {
     asio::io_context io;
     herd::shared_array<long> a(io.get_executor(), {1, 2, 3, 4, 5});

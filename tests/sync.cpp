@@ -18,6 +18,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -556,6 +557,53 @@ TEST_SUITE("sync") {
     CHECK_FALSE(called);
     CHECK(l.try_acquire());
     l.release();
+  }
+
+  TEST_CASE("an acquire whose event loop is destroyed before it completes gives the lock back") {
+    leak_check guard;
+    asio::io_context owner;
+    herd::lock l(owner.get_executor());
+    herd::semaphore s(owner.get_executor(), 1);
+    {
+      asio::io_context loop;
+      // Both succeed at once; their completions are posted to `loop`, which never runs them.
+      l.async_acquire(asio::bind_executor(loop, [](herd::error_code) {}));
+      s.async_acquire(asio::bind_executor(loop, [](herd::error_code) {}));
+      CHECK(l.owner() == ::getpid());
+      CHECK(s.value() == 0);
+    }
+    CHECK(l.owner() == 0);
+    CHECK(s.value() == 1);
+  }
+
+  TEST_CASE("a cancelled condition wait takes the lock again without spinning") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::condition c(ex);
+      auto g = co_await c.async_guard();
+      herd::event holding(ex);
+      auto holder = herd::start(ex, [c, holding]() mutable {
+        herd::lock_guard held(c);  // gets it once the parent's wait releases it
+        holding.set();
+        ::usleep(300'000);
+      });
+      rusage before{};
+      ::getrusage(RUSAGE_SELF, &before);
+      const auto start = std::chrono::steady_clock::now();
+      auto [ec] = co_await herd::with_timeout(c.async_wait(), 30ms, tuple);
+      CHECK(ec == herd::errc::timed_out);
+      CHECK(holding.is_set());
+      CHECK(std::chrono::steady_clock::now() - start >= 200ms);  // it waited for the lock
+      rusage after{};
+      ::getrusage(RUSAGE_SELF, &after);
+      const auto cpu = [](const rusage& r) {
+        return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000.0 + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1000.0;
+      };
+      CHECK_MESSAGE(cpu(after) - cpu(before) < 100, "CPU while retaking the lock: ", cpu(after) - cpu(before), " ms");
+      CHECK(c.owner() == ::getpid());  // held again
+      g.unlock();
+      co_await holder.async_join();
+    });
   }
 
   TEST_CASE("timeouts: acquire, wait and a held lock") {

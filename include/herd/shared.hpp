@@ -4,8 +4,8 @@
 /// was mapped before its fork) and give them to the children; copies of a handle are the same
 /// memory. Values are trivially copyable; where `std::atomic_ref<T>` is lock-free, loads, stores
 /// and the atomic operations are atomics in shared memory (no lock, no system call), else they
-/// take the attached lock, like Python's synchronized wrapper. `get_lock()` is that lock, for
-/// compound updates.
+/// take the attached lock, like Python's synchronized wrapper. `get_lock()` is that lock (an rlock,
+/// as Python's), for compound updates.
 #pragma once
 
 #include <herd/sync.hpp>
@@ -45,19 +45,19 @@ constexpr bool arithmetic_value = (std::is_integral_v<T> && !std::is_same_v<T, b
 /// Loads and stores of `T` at `p`: atomic where lock-free, else under `guard`.
 template <typename T>
 struct shared_access {
-  static T load(const T* p, const lock& guard) {
+  static T load(const T* p, const rlock& guard) {
     if constexpr (atomic_in_shared_memory<T>) {
       return std::atomic_ref<T>(*const_cast<T*>(p)).load();
     } else {
-      lock_guard<lock> held(guard);
+      lock_guard<rlock> held(guard);
       return *p;
     }
   }
-  static void store(T* p, const T& value, const lock& guard) {
+  static void store(T* p, const T& value, const rlock& guard) {
     if constexpr (atomic_in_shared_memory<T>) {
       std::atomic_ref<T>(*p).store(value);
     } else {
-      lock_guard<lock> held(guard);
+      lock_guard<rlock> held(guard);
       *p = value;
     }
   }
@@ -69,7 +69,8 @@ struct shared_access {
 ///
 /// `v.store(v.load() + 1)` is two steps and races with other processes, as `v.value += 1` does
 /// in Python; `v.fetch_add(1)` is one atomic step, and `lock_guard g(v.get_lock()); *v.get() += 1;`
-/// one locked step.
+/// (or `v.store(v.load() + 1)` under the guard) one locked step. The lock excludes only those who
+/// take it: a bare store() of an atomic `T` from another process does not.
 template <typename T>
 class shared_value {
  public:
@@ -131,9 +132,10 @@ class shared_value {
     return ref().fetch_xor(bits);
   }
 
-  /// The lock for compound updates (Python's get_lock()); load and store take it themselves
-  /// when `T` is not atomic.
-  lock& get_lock() const noexcept { return lock_; }
+  /// The lock for compound updates (Python's get_lock(), an rlock as there): load and store take
+  /// it themselves when `T` is not atomic, and may while the same thread holds it. A coroutine
+  /// that holds it through async_guard() uses get() instead: an awaited hold is not re-entrant.
+  rlock& get_lock() const noexcept { return lock_; }
   /// The value in shared memory, unsynchronized (Python's get_obj()): use it under get_lock().
   T* get() const noexcept { return static_cast<T*>(memory_.get()); }
 
@@ -141,7 +143,7 @@ class shared_value {
   std::atomic_ref<T> ref() const { return std::atomic_ref<T>(*get()); }
 
   std::shared_ptr<void> memory_;
-  mutable lock lock_;
+  mutable rlock lock_;
 };
 
 /// Python's `multiprocessing.Array`: a fixed number of `T` in shared memory. Element access
@@ -197,7 +199,7 @@ class shared_array {
   }
   /// A copy taken under get_lock() (Python's arr[:] on a synchronized array).
   std::vector<T> to_vector() const {
-    lock_guard<lock> held(lock_);
+    lock_guard<rlock> held(lock_);
     return std::vector<T>(begin(), end());
   }
 
@@ -214,7 +216,7 @@ class shared_array {
     return std::atomic_ref<T>(at(i)).fetch_sub(delta);
   }
 
-  lock& get_lock() const noexcept { return lock_; }
+  rlock& get_lock() const noexcept { return lock_; }
 
  private:
   struct uninitialized {};
@@ -225,13 +227,15 @@ class shared_array {
 
   std::shared_ptr<void> memory_;
   std::size_t size_;
-  mutable lock lock_;
+  mutable rlock lock_;
 };
 
 /// A string of at most `Capacity` bytes in shared memory (Python's Array('c', n), and what
 /// `Value(c_char_p)` is used for). Loads and stores take the attached lock.
 template <std::size_t Capacity>
 class shared_string {
+  static_assert(Capacity > 0, "herd::shared_string needs a capacity of at least one byte");
+
  public:
   using executor_type = asio::any_io_executor;
 
@@ -245,7 +249,7 @@ class shared_string {
   static constexpr std::size_t capacity() noexcept { return Capacity; }
 
   std::string load() const {
-    lock_guard<lock> held(lock_);
+    lock_guard<rlock> held(lock_);
     const storage& s = *get();
     return std::string(s.bytes, std::min<std::size_t>(s.length, Capacity));
   }
@@ -255,7 +259,7 @@ class shared_string {
       throw boost::system::system_error(errc::invalid_argument,
                                         "herd: shared_string: " + std::to_string(text.size()) +
                                             " bytes do not fit its capacity of " + std::to_string(Capacity));
-    lock_guard<lock> held(lock_);
+    lock_guard<rlock> held(lock_);
     storage& s = *get();
     std::memcpy(s.bytes, text.data(), text.size());
     s.length = text.size();
@@ -266,7 +270,7 @@ class shared_string {
     return *this;
   }
 
-  lock& get_lock() const noexcept { return lock_; }
+  rlock& get_lock() const noexcept { return lock_; }
 
  private:
   struct storage {
@@ -276,7 +280,7 @@ class shared_string {
   storage* get() const noexcept { return static_cast<storage*>(memory_.get()); }
 
   std::shared_ptr<void> memory_;
-  mutable lock lock_;
+  mutable rlock lock_;
 };
 
 }  // namespace herd

@@ -42,6 +42,8 @@ namespace detail {
 [[noreturn]] void throw_sync_error(error_code ec, const char* operation);
 
 inline sync_deadline deadline_after(std::chrono::milliseconds timeout) {
+  // Beyond a century is forever (and would overflow the clock).
+  if (timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
   return std::chrono::steady_clock::now() + timeout;
 }
 
@@ -307,6 +309,8 @@ class event : public detail::sync_handle {
 class condition : public detail::acquirable<condition> {
  public:
   explicit condition(const executor_type& ex) : acquirable(ex, detail::sync_kind::condition, 0) {}
+  /// The pid of the process holding its lock, 0 if free.
+  int owner() const noexcept { return detail::sync_query(*core_).owner; }
 
   /// errc::not_owner without the lock.
   void wait() {
@@ -331,7 +335,7 @@ class condition : public detail::acquirable<condition> {
   bool wait_for(Predicate predicate, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!predicate()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0 || !wait(left)) return predicate();
     }
     return true;

@@ -92,6 +92,8 @@ struct waiter_service {
   std::vector<pending_wait> waits;
   std::uint64_t next_id = 1;
   std::atomic<std::uint32_t> control{0};
+  int owner = 0;              // the process it serves
+  bool polling_only = false;  // futex_waitv is not available here
 
   void poke() {
     control.fetch_add(1, std::memory_order_release);
@@ -125,12 +127,13 @@ struct waiter_service {
       }
       timespec ts{};
       if (wake_at) ts = to_monotonic_timespec(*wake_at);
-      const long r = ::syscall(SYS_futex_waitv, entries.data(), entries.size(), 0, wake_at ? &ts : nullptr,
-                               CLOCK_MONOTONIC);
-      if (r < 0 && errno == ENOSYS) {
-        // Kernels before 5.16: look every millisecond instead of sleeping on the words.
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
+      const long r = polling_only ? 0
+                                  : ::syscall(SYS_futex_waitv, entries.data(), entries.size(), 0,
+                                              wake_at ? &ts : nullptr, CLOCK_MONOTONIC);
+      // Kernels before 5.16 (ENOSYS), or a seccomp profile that refuses the call (EPERM): look
+      // every millisecond instead of sleeping on the words.
+      if (r < 0 && errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR) polling_only = true;
+      if (polling_only) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const std::uint64_t woken = r > 0 && static_cast<std::size_t>(r) < entries.size() ? entries[r].uaddr : 0;
       std::lock_guard guard(mutex);
       const auto now = std::chrono::steady_clock::now();
@@ -162,27 +165,36 @@ class context_guard : public asio::execution_context::service {
 asio::execution_context::id context_guard::id;
 
 // Per process: a forked child has no waiter thread, and its copy of the parent's service (whose
-// mutex the thread may have held at the fork) is never touched; it makes its own.
-struct service_slot {
-  int owner = 0;
-  waiter_service* service = nullptr;
-};
+// mutex the thread may have held at the fork) is never touched; it makes its own. No lock here:
+// a fork while another thread held one would leave the child's copy locked for good.
+std::atomic<waiter_service*> current_service{nullptr};
+
+waiter_service* existing_waiter() noexcept {
+  waiter_service* s = current_service.load(std::memory_order_acquire);
+  return s && s->owner == current_pid() ? s : nullptr;
+}
 
 waiter_service& process_waiter() {
-  static service_slot slot;
-  std::lock_guard guard(fork_lock());  // herd forks under it: the slot is never half-written in a child
-  if (slot.owner != current_pid()) {
-    slot.service = new waiter_service;  // never destroyed: the thread runs until the process ends
-    slot.owner = current_pid();
-    std::thread([s = slot.service] { s->run(); }).detach();
+  if (waiter_service* s = existing_waiter()) return *s;
+  auto* fresh = new waiter_service;  // never destroyed: the thread runs until the process ends
+  fresh->owner = current_pid();
+  waiter_service* seen = current_service.load(std::memory_order_acquire);
+  while (!(seen && seen->owner == current_pid())) {
+    if (current_service.compare_exchange_weak(seen, fresh, std::memory_order_acq_rel)) {
+      std::thread([fresh] { fresh->run(); }).detach();
+      return *fresh;
+    }
   }
-  return *slot.service;
+  delete fresh;  // another thread of this process made one first
+  return *seen;
 }
 
 }  // namespace
 
 void context_guard::shutdown() {
-  auto& s = process_waiter();
+  waiter_service* service = existing_waiter();
+  if (!service) return;  // no wait was ever made in this process
+  auto& s = *service;
   std::vector<pending_wait> gone;
   {
     std::lock_guard guard(s.mutex);
@@ -195,24 +207,25 @@ void context_guard::shutdown() {
   gone.clear();  // outside the lock: a handler's destructor may cancel another wait
 }
 
-std::uint64_t async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                               std::optional<steady_time> recheck, const asio::any_io_executor& ex,
-                               asio::any_completion_handler<void(error_code)> resume) {
+void async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                      std::optional<steady_time> recheck, const asio::any_io_executor& ex,
+                      asio::any_completion_handler<void(error_code)> resume, std::atomic<std::uint64_t>& id_out) {
   asio::execution_context& context = asio::query(ex, asio::execution::context);
   asio::use_service<context_guard>(context);
   auto& s = process_waiter();
-  std::uint64_t id;
   {
     std::lock_guard guard(s.mutex);
-    id = s.next_id++;
+    const std::uint64_t id = s.next_id++;
+    id_out = id;
     s.waits.push_back({id, &word, expected, recheck, &context, ex, std::move(resume)});
   }
   s.poke();
-  return id;
 }
 
 bool cancel_async_wait(std::uint64_t id) noexcept {
-  auto& s = process_waiter();
+  waiter_service* service = existing_waiter();
+  if (!service) return false;
+  auto& s = *service;
   bool found = false;
   {
     std::lock_guard guard(s.mutex);

@@ -26,10 +26,11 @@ void futex_wake(const std::atomic<std::uint32_t>& word, int count) noexcept;
 
 /// Asks this process's waiter thread to post `resume(error_code())` to `ex` once `*word` may no
 /// longer equal `expected` — it was woken, or it changed — or at `recheck`. Spurious calls
-/// happen: the operation looks again. Returns an id for cancel_async_wait.
-std::uint64_t async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                               std::optional<steady_time> recheck, const asio::any_io_executor& ex,
-                               asio::any_completion_handler<void(error_code)> resume);
+/// happen: the operation looks again. The wait's id (for cancel_async_wait) is stored in `id`
+/// before the wait can be resumed.
+void async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                      std::optional<steady_time> recheck, const asio::any_io_executor& ex,
+                      asio::any_completion_handler<void(error_code)> resume, std::atomic<std::uint64_t>& id);
 /// If the wait is still pending, forgets it and posts its `resume(operation_aborted)`; false if
 /// it had already been resumed.
 bool cancel_async_wait(std::uint64_t id) noexcept;

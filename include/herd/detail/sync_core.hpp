@@ -53,7 +53,8 @@ sync_status sync_query(const sync_core& core) noexcept;
 enum class sync_operation : std::uint8_t { acquire, wait };
 /// The awaitable forms of sync_acquire and sync_wait. Completes on `home` with the error code and
 /// the barrier index; cancellation (any type) completes with operation_aborted and leaves the
-/// primitive as if the call had not been made (a condition's wait takes its lock again first).
+/// primitive as if the call had not been made, except that a condition's wait takes its lock
+/// again first and a barrier's breaks the barrier.
 void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
                 asio::any_completion_handler<void(error_code, std::size_t)> handler);
 
