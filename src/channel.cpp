@@ -37,7 +37,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -117,7 +116,6 @@ class shared_region {
   char* base_ = nullptr;
   std::size_t size_ = 0;
 };
-
 
 // A private epoll descriptor watching one shared descriptor: Asio waits on it, so the shared
 // one never becomes O_NONBLOCK.
@@ -577,6 +575,8 @@ struct channel::state {
   }
 
   static error_code take_from_memfd(int fd, std::uint64_t length, local_state& l) {
+    const auto size = file_size(fd);
+    if (!size || *size < length) return errc::bad_message;
     std::string message = std::move(l.spare);
     message.resize(length);
     if (!read_whole(fd, message.data(), length)) return errc::bad_message;
@@ -599,10 +599,17 @@ struct channel::state {
     std::string owned = std::move(l.inbox.front().owned);
     l.inbox.pop_front();
     error_code ec = sink.accept(sink.context, owned, &owned);
-    if (owned.capacity() > max_inline && owned.capacity() <= options.slab_slot_size &&
-        owned.capacity() > l.spare.capacity())
-      l.spare = std::move(owned);
+    keep_spare(std::move(owned));
     return ec;
+  }
+
+  // Keeps a large message's buffer for the next one: one spare at most, and none larger than a
+  // slab slot (a 1 GiB message's buffer is let go).
+  void keep_spare(std::string&& bytes) noexcept {
+    auto& l = local();
+    if (bytes.capacity() > max_inline && bytes.capacity() <= options.slab_slot_size &&
+        bytes.capacity() > l.spare.capacity())
+      l.spare = std::move(bytes);
   }
 
   // A message from the inbox or the socket, never waiting: what the sink said, would_block or
@@ -616,31 +623,21 @@ struct channel::state {
 
   error_code get(const message_sink& sink, bool block, std::optional<clock_type::time_point> deadline) {
     if (auto taken = take_from_inbox(sink)) return *taken;
-    if (block) {
-      // Poll for a moment before sleeping: a wake-up costs ~20 µs on a VM (measured: a pipe
-      // round trip fell from 43 µs to 3.4 µs when both sides poll for 50 µs).
-      const auto spin_until = clock_type::now() + options.spin;
-      const auto until = deadline ? std::min(*deadline, spin_until) : spin_until;
-      while (clock_type::now() < until) {
-        error_code ec = receive_packet(false);
-        if (!ec) {
-          if (auto taken = take_from_inbox(sink)) return *taken;
-          continue;
-        }
-        if (ec != errc::would_block) return ec;
-      }
-    }
+    // A blocking receive polls for a moment before it sleeps: a wake-up costs ~20 µs on a VM
+    // (measured: a pipe round trip fell from 43 µs to 3.4 µs when both sides poll for 50 µs).
+    auto poll_until = clock_type::now();
+    if (block) poll_until += options.spin;
+    if (deadline) poll_until = std::min(poll_until, *deadline);
     for (;;) {
+      const bool polling = clock_type::now() < poll_until;
       // Blocking without a deadline sleeps in recvmsg: the kernel wakes one receiver per packet.
-      const bool sleep_in_kernel = block && !deadline;
-      error_code ec = receive_packet(sleep_in_kernel);
+      error_code ec = receive_packet(block && !deadline && !polling);
       if (!ec) {
         if (auto taken = take_from_inbox(sink)) return *taken;
         continue;
       }
-      if (ec != errc::would_block) return ec;
-      if (!block) return ec;
-      if (!wait_ready(receive_fd, POLLIN, deadline)) return errc::timed_out;
+      if (ec != errc::would_block || !block) return ec;
+      if (!polling && !wait_ready(receive_fd, POLLIN, deadline)) return errc::timed_out;
     }
   }
 };
@@ -797,13 +794,7 @@ error_code channel::try_receive(const message_sink& sink) {
   return state_->try_receive(sink);
 }
 
-void channel::recycle(std::string&& bytes) noexcept {
-  // One spare at most, and none larger than a slab slot: a 1 GiB message's buffer is let go.
-  auto& l = state_->local();
-  if (bytes.capacity() > max_inline && bytes.capacity() <= state_->options.slab_slot_size &&
-      bytes.capacity() > l.spare.capacity())
-    l.spare = std::move(bytes);
-}
+void channel::recycle(std::string&& bytes) noexcept { state_->keep_spare(std::move(bytes)); }
 
 error_code channel::flush() noexcept {
   try {
@@ -884,8 +875,8 @@ bool cancelled(Self& op) {
   return op.get_cancellation_state().cancelled() != asio::cancellation_type::none;
 }
 
-// Started by channel::async_receive once a first attempt found nothing: waits until the socket
-// is readable, then tries again (another receiver may have taken the packet: wait again).
+// channel::async_receive, called once try_receive found nothing: waits until the socket is
+// readable, then tries again (another receiver may have taken the packet: wait again).
 struct receive_op {
   std::shared_ptr<channel> owner;
   asio::any_io_executor home;
@@ -1024,12 +1015,6 @@ void channel::async_send(const asio::any_io_executor& home, std::string bytes,
 
 void channel::async_receive(const asio::any_io_executor& home,
                             asio::any_completion_handler<void(error_code, std::string)> handler) {
-  flush_all_channels();
-  // A message already here (or an error) completes through one post, without the composed
-  // operation: a consumer draining a backlog pays this path per message.
-  std::string message;
-  error_code ec = state_->try_receive(message_sink::into(message));
-  if (ec != errc::would_block) return post_completion(home, std::move(handler), ec, std::move(message));
   asio::async_compose<decltype(handler), void(error_code, std::string)>(receive_op{shared_from_this(), home},
                                                                         handler, home);
 }

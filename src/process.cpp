@@ -24,7 +24,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -339,12 +338,11 @@ void read_outcome(int fd, std::string& received) noexcept {
       // A memfd arrives with its one-byte marker, the last byte of this read.
       received.append(buffer.data(), static_cast<std::size_t>(n) - (memories.empty() ? 0 : 1));
       for (const unique_fd& memory : memories) {
-        struct stat info{};
-        if (::fstat(memory.get(), &info) != 0) continue;
+        const auto size = file_size(memory.get());
+        if (!size) continue;
         const std::size_t at = received.size();
-        received.resize(at + static_cast<std::size_t>(info.st_size));
-        if (!read_whole(memory.get(), received.data() + at, static_cast<std::size_t>(info.st_size)))
-          received.resize(at);  // reported as an unreadable outcome
+        received.resize(at + *size);
+        if (!read_whole(memory.get(), received.data() + at, *size)) received.resize(at);  // reported unreadable
       }
     }
   } catch (...) {

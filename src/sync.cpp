@@ -62,8 +62,6 @@ struct shared_state {
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "barriers need address-free 64-bit atomics");
 
-
-
 // The calling thread's tag for rlock ownership: its thread id, refreshed after a fork.
 std::uint32_t thread_tag() {
   thread_local int cached_pid = 0;

@@ -212,9 +212,13 @@ std::vector<unique_fd> received_descriptors(msghdr& message) {
   return descriptors;
 }
 
-bool read_whole(int fd, char* out, std::size_t length) noexcept {
+std::optional<std::size_t> file_size(int fd) noexcept {
   struct stat info{};
-  if (::fstat(fd, &info) != 0 || static_cast<std::size_t>(info.st_size) < length) return false;
+  if (::fstat(fd, &info) != 0) return std::nullopt;
+  return static_cast<std::size_t>(info.st_size);
+}
+
+bool read_whole(int fd, char* out, std::size_t length) noexcept {
   for (std::size_t done = 0; done < length;) {
     const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;

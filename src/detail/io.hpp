@@ -92,6 +92,8 @@ std::mutex& fork_lock() noexcept;
 void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept;
 /// Takes ownership of the descriptors a received message carried (SCM_RIGHTS).
 std::vector<unique_fd> received_descriptors(msghdr& message);
+/// The size of the file (a memfd) behind `fd`, if fstat can tell.
+std::optional<std::size_t> file_size(int fd) noexcept;
 /// Reads `length` bytes from offset 0 of `fd` (a memfd) into `out`; false if it holds fewer.
 bool read_whole(int fd, char* out, std::size_t length) noexcept;
 

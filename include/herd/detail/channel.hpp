@@ -86,6 +86,8 @@ class channel : public std::enable_shared_from_this<channel> {
   void recycle(std::string&& bytes) noexcept;
 
   /// `home` is the executor this process's waits run on (the first one wins per process).
+  /// async_receive waits for a message: call it once try_receive() found none (the typed layer
+  /// does), so a message already here costs no composed operation.
   void async_send(const asio::any_io_executor& home, std::string bytes,
                   asio::any_completion_handler<void(error_code)> handler);
   void async_receive(const asio::any_io_executor& home,

@@ -72,7 +72,7 @@ class typed_channel {
                                       slot, asio::bind_executor(home, [handler = std::move(handler), ch](
                                                                           error_code ec, std::string bytes) mutable {
                                         T value{};
-                                        if (!ec) ec = decode_into(value).accept(&value, bytes, nullptr);
+                                        if (!ec) ec = decode(bytes, value);
                                         ch->recycle(std::move(bytes));
                                         std::move(handler)(ec, ec ? T{} : std::move(value));
                                       })));
@@ -94,16 +94,19 @@ class typed_channel {
   const std::shared_ptr<channel>& core_ptr() const noexcept { return channel_; }
 
  private:
-  // Decodes a message straight from the channel's buffer; `out` changes only on success.
+  // `out` changes only on success; errc::bad_message for bytes that do not decode.
+  static error_code decode(std::string_view bytes, T& out) {
+    try {
+      out = herd::decode<T>(bytes);
+    } catch (const boost::system::system_error& e) {
+      return e.code();
+    }
+    return {};
+  }
+
+  // Decodes a message straight from the channel's buffer.
   static message_sink decode_into(T& out) noexcept {
-    return {[](void* context, std::string_view bytes, std::string*) -> error_code {
-              try {
-                *static_cast<T*>(context) = herd::decode<T>(bytes);
-              } catch (const boost::system::system_error& e) {
-                return e.code();
-              }
-              return {};
-            },
+    return {[](void* context, std::string_view bytes, std::string*) { return decode(bytes, *static_cast<T*>(context)); },
             &out};
   }
 
