@@ -12,6 +12,7 @@
 #include <climits>
 #include <ctime>
 #include <linux/futex.h>
+#include <list>
 #include <mutex>
 #include <sys/syscall.h>
 #include <thread>
@@ -89,7 +90,9 @@ struct pending_wait {
 
 struct waiter_service {
   std::mutex mutex;
-  std::vector<pending_wait> waits;
+  // A list: erasing from it moves no entry (Boost 1.81's any_completion_handler must never be
+  // move-assigned: it wraps itself and a later call overflows the stack).
+  std::list<pending_wait> waits;
   std::uint64_t next_id = 1;
   std::atomic<std::uint32_t> control{0};
   int owner = 0;              // the process it serves
@@ -195,14 +198,14 @@ void context_guard::shutdown() {
   waiter_service* service = existing_waiter();
   if (!service) return;  // no wait was ever made in this process
   auto& s = *service;
-  std::vector<pending_wait> gone;
+  std::list<pending_wait> gone;
   {
     std::lock_guard guard(s.mutex);
-    std::erase_if(s.waits, [&](pending_wait& w) {
-      if (w.context != &context()) return false;
-      gone.push_back(std::move(w));
-      return true;
-    });
+    for (auto it = s.waits.begin(); it != s.waits.end();) {
+      const auto next = std::next(it);
+      if (it->context == &context()) gone.splice(gone.end(), s.waits, it);
+      it = next;
+    }
   }
   gone.clear();  // outside the lock: a handler's destructor may cancel another wait
 }
