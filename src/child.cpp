@@ -318,14 +318,16 @@ void child::close_stdin() noexcept {
 }
 
 void child::terminate() {
-  if (impl_) impl_->begin_stop(exit_reason::stopped);
+  if (!impl_) throw_not_running();
+  impl_->begin_stop(exit_reason::stopped);
 }
 
 void child::kill() { signal(SIGKILL); }
 void child::interrupt() { signal(SIGINT); }
 
 void child::signal(int signo) {
-  if (impl_) impl_->signal_group(signo);
+  if (!impl_) throw_not_running();
+  impl_->signal_group(signo);
 }
 
 }  // namespace herd

@@ -1,5 +1,7 @@
 #include <herd/pipe_stream.hpp>
 
+#include <herd/error.hpp>
+
 #include "detail/capture_buffer.hpp"
 #include "detail/io.hpp"
 
@@ -63,22 +65,22 @@ struct pipe_state {
   asio::posix::stream_descriptor stream;
 };
 
-pipe_end::pipe_end(std::shared_ptr<pipe_state> state) noexcept : state_(std::move(state)) {}
-pipe_end::pipe_end(pipe_end&&) noexcept = default;
+pipe_end::pipe_end(std::shared_ptr<pipe_state> state) noexcept
+    : state_(std::move(state)), executor_(state_->stream.get_executor()) {}
+pipe_end::pipe_end(pipe_end&& other) noexcept : state_(std::move(other.state_)), executor_(other.executor_) {}
 
 pipe_end& pipe_end::operator=(pipe_end&& other) noexcept {
   if (this != &other) {
     close();
     state_ = std::move(other.state_);
+    executor_ = other.executor_;
   }
   return *this;
 }
 
 pipe_end::~pipe_end() { close(); }
 
-pipe_end::executor_type pipe_end::get_executor() const noexcept {
-  return state_ ? state_->stream.get_executor() : executor_type();
-}
+pipe_end::executor_type pipe_end::get_executor() const noexcept { return executor_; }
 bool pipe_end::is_open() const noexcept { return state_ && state_->stream.is_open(); }
 int pipe_end::native_handle() const noexcept { return is_open() ? state_->stream.native_handle() : -1; }
 
@@ -279,18 +281,33 @@ std::shared_ptr<reader_state> reader(const std::shared_ptr<detail::pipe_state>& 
 }
 }  // namespace
 
+namespace {
+// A moved-from end has no state: its operations complete with errc::closed on the handler's
+// own executor.
+template <typename Handler, typename Value>
+bool completed_empty(const std::shared_ptr<detail::pipe_state>& state, const asio::any_io_executor& ex, Handler& handler,
+                     Value value) {
+  if (state) return false;
+  detail::post_completion(ex, std::move(handler), error_code(errc::closed), std::move(value));
+  return true;
+}
+}  // namespace
+
 void pipe_reader::read_some_impl(asio::mutable_buffer buffer,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+  if (completed_empty(state_, executor_, handler, std::size_t(0))) return;
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(read_some_op{reader(state_), buffer},
                                                                         handler, state_->stream);
 }
 
 void pipe_reader::read_line_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
+  if (completed_empty(state_, executor_, handler, std::string())) return;
   asio::async_compose<decltype(handler), void(error_code, std::string)>(read_line_op{reader(state_)}, handler,
                                                                         state_->stream);
 }
 
 void pipe_reader::read_all_impl(asio::any_completion_handler<void(error_code, std::string)> handler) {
+  if (completed_empty(state_, executor_, handler, std::string())) return;
   asio::async_compose<decltype(handler), void(error_code, std::string)>(
       read_all_op{reader(state_), detail::capture_buffer(), false}, handler, state_->stream);
 }
@@ -361,12 +378,14 @@ pipe_writer::pipe_writer(const executor_type& ex, int fd) : pipe_end(make_state<
 
 void pipe_writer::write_some_impl(asio::const_buffer buffer,
                                   asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+  if (completed_empty(state_, executor_, handler, std::size_t(0))) return;
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(
       write_op{state_, buffer, {}, false, 0, write_op::starting, {}}, handler, state_->stream);
 }
 
 void pipe_writer::write_all_impl(std::string data,
                                  asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+  if (completed_empty(state_, executor_, handler, std::size_t(0))) return;
   write_op op{state_, {}, std::move(data), true, 0, write_op::starting, {}};
   asio::async_compose<decltype(handler), void(error_code, std::size_t)>(std::move(op), handler, state_->stream);
 }

@@ -521,20 +521,28 @@ std::exception_ptr outcome_of(const function_process& state, std::string& bytes)
       boost::system::system_error(errc::child_exited, who + " ended without a result: " + status.to_string()));
 }
 
-void async_join_erased(const std::shared_ptr<function_process>& state,
+boost::system::system_error empty_handle_error() {
+  return boost::system::system_error(errc::not_running, "herd::process: the handle is empty (moved from or detached)");
+}
+
+void async_join_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler) {
+  if (!state) return post_completion(ex, std::move(handler), error_code(errc::not_running), exit_status());
   flush_all_channels();  // the child may be waiting for what this process packed
   state->wait(std::move(handler));
 }
 
-void async_stop_erased(const std::shared_ptr<function_process>& state,
+void async_stop_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler) {
+  if (!state) return post_completion(ex, std::move(handler), error_code(errc::not_running), exit_status());
   state->begin_stop(exit_reason::stopped);
   state->wait(std::move(handler));
 }
 
-void async_outcome_erased(const std::shared_ptr<function_process>& state,
+void async_outcome_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler) {
+  if (!state)
+    return post_completion(ex, std::move(handler), std::make_exception_ptr(empty_handle_error()), std::string());
   flush_all_channels();
   // The slot of `handler` reaches the wait: cancelling stops waiting, nothing else.
   auto slot = asio::get_associated_cancellation_slot(handler);
@@ -555,17 +563,20 @@ void async_outcome_erased(const std::shared_ptr<function_process>& state,
 // process_base
 
 namespace {
-[[noreturn]] void throw_empty() {
-  throw boost::system::system_error(errc::not_running, "herd::process: the handle is empty (moved from or detached)");
-}
+[[noreturn]] void throw_empty() { throw detail::empty_handle_error(); }
 }  // namespace
 
-process_base::process_base(std::shared_ptr<detail::function_process> state) noexcept : state_(std::move(state)) {}
+process_base::process_base(std::shared_ptr<detail::function_process> state) noexcept
+    : state_(std::move(state)), executor_(state_ ? state_->executor : executor_type()) {}
+
+process_base::process_base(process_base&& other) noexcept
+    : state_(std::move(other.state_)), executor_(other.executor_) {}
 
 process_base& process_base::operator=(process_base&& other) noexcept {
   if (this != &other) {
     process_base discarded(std::move(*this));
     state_ = std::move(other.state_);
+    executor_ = other.executor_;
   }
   return *this;
 }
@@ -575,9 +586,7 @@ process_base::~process_base() {
   state_->begin_stop(exit_reason::stopped);
 }
 
-process_base::executor_type process_base::get_executor() const noexcept {
-  return state_ ? state_->executor : executor_type();
-}
+process_base::executor_type process_base::get_executor() const noexcept { return executor_; }
 int process_base::pid() const noexcept { return state_ ? state_->pid : -1; }
 
 const std::string& process_base::name() const noexcept {
@@ -618,12 +627,14 @@ std::optional<exit_status> process_base::join(std::chrono::milliseconds timeout)
 }
 
 void process_base::terminate() {
-  if (state_) state_->begin_stop(exit_reason::stopped);
+  if (!state_) throw_empty();
+  state_->begin_stop(exit_reason::stopped);
 }
 void process_base::kill() { signal(SIGKILL); }
 void process_base::interrupt() { signal(SIGINT); }
 void process_base::signal(int signo) {
-  if (state_) state_->signal_group(signo);
+  if (!state_) throw_empty();
+  state_->signal_group(signo);
 }
 
 void process_base::detach() noexcept {

@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <limits>
+#include <string>
 #include <new>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -435,10 +437,14 @@ void throw_sync_error(error_code ec, const char* operation) {
   throw boost::system::system_error(ec, std::string("herd: ") + operation);
 }
 
-std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::uint32_t value) {
+std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value) {
   if (kind == sync_kind::barrier && value == 0)
     throw boost::system::system_error(errc::invalid_argument, "herd: a barrier needs at least one party");
-  return std::make_shared<sync_core>(kind, value);
+  if (value > std::numeric_limits<std::uint32_t>::max())
+    throw boost::system::system_error(
+        errc::invalid_argument, "herd: " + std::string(kind == sync_kind::barrier ? "a barrier's parties" : "a value") +
+                                    " of " + std::to_string(value) + " is above the limit of 4294967295");
+  return std::make_shared<sync_core>(kind, static_cast<std::uint32_t>(value));
 }
 
 error_code sync_acquire(sync_core& core, sync_deadline deadline, bool block) noexcept {
@@ -734,6 +740,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
 
 void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
                 asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+  if (!core) return post_completion(home, std::move(handler), error_code(errc::not_running), std::size_t(0));
   std::make_shared<async_sync_op>(std::move(core), operation, home, std::move(handler))->start();
 }
 

@@ -63,8 +63,8 @@ class connection {
   }
 
   /// Closes this process's copy of this end (Python's close()).
-  void close() noexcept { channel_.core().close(); }
-  bool closed() const noexcept { return channel_.core().is_closed(); }
+  void close() noexcept { channel_.close(); }
+  bool closed() const noexcept { return channel_.closed(); }
 
  private:
   static void check(error_code ec, const char* operation) {

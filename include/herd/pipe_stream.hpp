@@ -24,7 +24,6 @@ class pipe_end {
  public:
   using executor_type = asio::any_io_executor;
 
-  /// The executor (a default-constructed one for a moved-from end).
   executor_type get_executor() const noexcept;
   bool is_open() const noexcept;
   int native_handle() const noexcept;
@@ -40,6 +39,7 @@ class pipe_end {
   ~pipe_end();
 
   std::shared_ptr<pipe_state> state_;
+  executor_type executor_;  // kept by a moved-from end, which completes its operations through it
 };
 
 }  // namespace detail

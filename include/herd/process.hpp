@@ -173,12 +173,15 @@ void run_in_child(result_sink& sink, F& f, Args&... args) {
   }
 }
 
-void async_join_erased(const std::shared_ptr<function_process>& state,
+// `ex`: the handle's executor, which an empty handle (state null) completes through.
+void async_join_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler);
-void async_stop_erased(const std::shared_ptr<function_process>& state,
+void async_stop_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler);
-void async_outcome_erased(const std::shared_ptr<function_process>& state,
+void async_outcome_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler);
+/// What every call on an empty (moved-from or detached) handle reports: errc::not_running.
+boost::system::system_error empty_handle_error();
 /// For a reaped child: its encoded result in `bytes`, or what went wrong.
 std::exception_ptr outcome_of(const function_process& state, std::string& bytes);
 
@@ -196,7 +199,8 @@ class process_base {
  public:
   using executor_type = asio::any_io_executor;
 
-  process_base(process_base&&) noexcept = default;
+  // A moved-from handle keeps its executor, for the completions that report it empty.
+  process_base(process_base&& other) noexcept;
   process_base& operator=(process_base&& other) noexcept;
   ~process_base();
 
@@ -223,7 +227,8 @@ class process_base {
   template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
   auto async_join(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code, exit_status)>(
-        [state = state_](auto handler) { detail::async_join_erased(state, std::move(handler)); }, token);
+        [state = state_, ex = executor_](auto handler) { detail::async_join_erased(state, ex, std::move(handler)); },
+        token);
   }
 
   /// Stops the child with its stop policy and completes with its final status.
@@ -232,7 +237,8 @@ class process_base {
   template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
   auto async_stop(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code, exit_status)>(
-        [state = state_](auto handler) { detail::async_stop_erased(state, std::move(handler)); }, token);
+        [state = state_, ex = executor_](auto handler) { detail::async_stop_erased(state, ex, std::move(handler)); },
+        token);
   }
 
   /// Blocks until the child has ended, for code without a running event loop (a child's body,
@@ -256,6 +262,7 @@ class process_base {
  protected:
   explicit process_base(std::shared_ptr<detail::function_process> state) noexcept;
   std::shared_ptr<detail::function_process> state_;
+  executor_type executor_;
 
  private:
   friend class scope;
@@ -308,7 +315,7 @@ class process : public process_base {
           auto handler_executor = asio::get_associated_executor(handler, e);
           auto slot = asio::get_associated_cancellation_slot(handler);
           detail::async_outcome_erased(
-              s, asio::bind_cancellation_slot(
+              s, e, asio::bind_cancellation_slot(
                      slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](
                                                                      std::exception_ptr error, std::string bytes) mutable {
                        deliver(std::move(handler), error, bytes);

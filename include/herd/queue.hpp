@@ -79,7 +79,7 @@ class queue {
     std::vector<std::string> messages;
     for (const auto& v : values) messages.push_back(herd::encode(static_cast<const T&>(v)));
     std::size_t sent = 0;
-    if (error_code ec = channel_.core().send_many(messages, sent))
+    if (error_code ec = channel_.send_many(messages, sent))
       detail::throw_channel_error(ec, ("put_many (" + std::to_string(sent) + " of " +
                                        std::to_string(messages.size()) + " put)").c_str());
   }
@@ -104,12 +104,12 @@ class queue {
 
   /// Closes the queue for every process: puts fail with errc::closed; gets take what is left,
   /// then fail with errc::closed. What this process packed is sent first.
-  void close() noexcept { channel_.core().close(); }
-  bool closed() const noexcept { return channel_.core().is_closed(); }
+  void close() noexcept { channel_.close(); }
+  bool closed() const noexcept { return channel_.closed(); }
   /// Sends what this process has packed now.
-  void flush() { check(channel_.core().flush(), "flush"); }
+  void flush() { check(channel_.flush(), "flush"); }
   /// Messages put and not yet taken (approximate while others put and get).
-  std::size_t qsize() const noexcept { return channel_.core().size().value_or(0); }
+  std::size_t qsize() const noexcept { return channel_.size(); }
   bool empty() const noexcept { return qsize() == 0; }
 
  protected:
@@ -140,24 +140,19 @@ class joinable_queue : public queue<T> {
 
   /// One message taken earlier is done. Throws errc::invalid_argument if called more often
   /// than messages were put (Python's ValueError).
-  void task_done() { this->check(this->channel_.core().task_done(), "task_done"); }
+  void task_done() { this->check(this->channel_.task_done(), "task_done"); }
 
   /// Blocks until every message put is done.
-  void join() { this->check(this->channel_.core().join(std::nullopt), "join"); }
+  void join() { this->check(this->channel_.join(std::nullopt), "join"); }
   /// Waits at most `timeout`: errc::timed_out.
-  void join(std::chrono::milliseconds timeout) { this->check(this->channel_.core().join(timeout), "join"); }
+  void join(std::chrono::milliseconds timeout) { this->check(this->channel_.join(timeout), "join"); }
 
   /// Waits until every message put is done.
   /// @par Completion signature `void(error_code)`.
   /// @par Cancellation terminal, partial, total: stops waiting.
   template <asio::completion_token_for<void(error_code)> Token = default_token>
   auto async_join(Token&& token = {}) {
-    return asio::async_initiate<Token, void(error_code)>(
-        [](auto handler, std::shared_ptr<detail::channel> ch, executor_type ex) {
-          asio::any_io_executor home = asio::get_associated_executor(handler, ex);
-          ch->async_join(home, std::move(handler));
-        },
-        token, this->channel_.core_ptr(), this->get_executor());
+    return this->channel_.join_async(std::forward<Token>(token));
   }
 };
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace herd {
@@ -87,8 +88,8 @@ class shared_value {
 
   executor_type get_executor() const noexcept { return lock_.get_executor(); }
 
-  T load() const { return detail::shared_access<T>::load(get(), lock_); }
-  void store(const T& value) { detail::shared_access<T>::store(get(), value, lock_); }
+  T load() const { return detail::shared_access<T>::load(checked("load"), lock_); }
+  void store(const T& value) { detail::shared_access<T>::store(checked("store"), value, lock_); }
   operator T() const { return load(); }
   shared_value& operator=(const T& value) {
     store(value);
@@ -140,7 +141,12 @@ class shared_value {
   T* get() const noexcept { return static_cast<T*>(memory_.get()); }
 
  private:
-  std::atomic_ref<T> ref() const { return std::atomic_ref<T>(*get()); }
+  std::atomic_ref<T> ref() const { return std::atomic_ref<T>(*checked("an atomic operation")); }
+  // A moved-from value has no memory: errc::not_running.
+  T* checked(const char* operation) const {
+    if (!memory_) detail::throw_sync_error(errc::not_running, (std::string("shared_value: ") + operation).c_str());
+    return get();
+  }
 
   std::shared_ptr<void> memory_;
   mutable rlock lock_;
@@ -181,7 +187,20 @@ class shared_array {
   T* data() const noexcept { return static_cast<T*>(memory_.get()); }
   T& operator[](std::size_t i) const noexcept { return data()[i]; }
   /// Throws std::out_of_range past the end.
+  shared_array(const shared_array&) = default;
+  shared_array& operator=(const shared_array&) = default;
+  // A moved-from array is empty, and its element accesses report errc::not_running.
+  shared_array(shared_array&& other) noexcept
+      : memory_(std::move(other.memory_)), size_(std::exchange(other.size_, 0)), lock_(std::move(other.lock_)) {}
+  shared_array& operator=(shared_array&& other) noexcept {
+    memory_ = std::move(other.memory_);
+    size_ = std::exchange(other.size_, 0);
+    lock_ = std::move(other.lock_);
+    return *this;
+  }
+
   T& at(std::size_t i) const {
+    if (!memory_) detail::throw_sync_error(errc::not_running, "shared_array: element access");
     if (i >= size_)
       throw std::out_of_range("herd::shared_array: index " + std::to_string(i) + " is past its " +
                               std::to_string(size_) + " elements");

@@ -53,8 +53,18 @@ class sync_handle {
   using executor_type = asio::any_io_executor;
   executor_type get_executor() const noexcept { return executor_; }
 
+  sync_handle(const sync_handle&) = default;
+  sync_handle& operator=(const sync_handle&) = default;
+  // A moved-from handle keeps its executor, for the completions that report it empty.
+  sync_handle(sync_handle&& other) noexcept : executor_(other.executor_), core_(std::move(other.core_)) {}
+  sync_handle& operator=(sync_handle&& other) noexcept {
+    executor_ = other.executor_;
+    core_ = std::move(other.core_);
+    return *this;
+  }
+
  protected:
-  sync_handle(const executor_type& ex, sync_kind kind, std::uint32_t value)
+  sync_handle(const executor_type& ex, sync_kind kind, std::size_t value)
       : executor_(ex), core_(make_sync_core(kind, value)) {}
 
   // The awaitable forms; the completion keeps the caller's executor and cancellation slot.
@@ -84,6 +94,14 @@ class sync_handle {
     if (ec) throw_sync_error(ec, operation);
   }
 
+  // A moved-from handle has no core: its queries answer as a fresh primitive would, every other
+  // call reports errc::not_running.
+  sync_core& core(const char* operation) const {
+    if (!core_) throw_sync_error(errc::not_running, operation);
+    return *core_;
+  }
+  sync_status status() const noexcept { return core_ ? sync_query(*core_) : sync_status{}; }
+
   executor_type executor_;
   std::shared_ptr<sync_core> core_;
 };
@@ -94,27 +112,29 @@ class acquirable : public sync_handle {
  public:
   /// Blocks until acquired. Throws system_error(errc::owner_died) *holding the lock* if the
   /// previous holder died with it: repair what it protects, then release.
-  void acquire() { check(sync_acquire(*core_, std::nullopt, true), "acquire"); }
+  void acquire() { check(sync_acquire(core("acquire"), std::nullopt, true), "acquire"); }
   /// errc::owner_died (held) instead of throwing.
-  void acquire(error_code& ec) noexcept { ec = sync_acquire(*core_, std::nullopt, true); }
+  void acquire(error_code& ec) noexcept {
+    ec = core_ ? sync_acquire(*core_, std::nullopt, true) : error_code(errc::not_running);
+  }
   /// Waits at most `timeout`: false if it was not acquired (Python's acquire(timeout=t)).
   bool acquire(std::chrono::milliseconds timeout) {
-    const error_code ec = sync_acquire(*core_, deadline_after(timeout), true);
+    const error_code ec = sync_acquire(core("acquire"), deadline_after(timeout), true);
     if (ec == errc::timed_out) return false;
     check(ec, "acquire");
     return true;
   }
   /// Never waits: false if it is taken (Python's acquire(block=False)).
   bool try_acquire() {
-    const error_code ec = sync_acquire(*core_, std::nullopt, false);
+    const error_code ec = sync_acquire(core("try_acquire"), std::nullopt, false);
     if (ec == errc::would_block) return false;
     check(ec, "try_acquire");
     return true;
   }
   /// errc::not_owner for a lock this process (or, for an rlock, this thread) does not hold;
   /// errc::invalid_argument for a bounded semaphore released above its initial value.
-  void release() { check(sync_release(*core_), "release"); }
-  void release(error_code& ec) noexcept { ec = sync_release(*core_); }
+  void release() { check(sync_release(core("release")), "release"); }
+  void release(error_code& ec) noexcept { ec = core_ ? sync_release(*core_) : error_code(errc::not_running); }
 
   /// Acquires without blocking the event loop.
   /// @par Completion signature `void(error_code)`: errc::owner_died means acquired (see
@@ -232,7 +252,7 @@ class lock : public detail::acquirable<lock> {
   /// Whether some process holds it.
   bool locked() const noexcept { return owner() != 0; }
   /// The pid of the holder, 0 if free.
-  int owner() const noexcept { return detail::sync_query(*core_).owner; }
+  int owner() const noexcept { return status().owner; }
 };
 
 /// Python's `multiprocessing.RLock`: the holding thread may acquire it again and must release
@@ -242,9 +262,9 @@ class lock : public detail::acquirable<lock> {
 class rlock : public detail::acquirable<rlock> {
  public:
   explicit rlock(const executor_type& ex) : acquirable(ex, detail::sync_kind::rlock, 0) {}
-  int owner() const noexcept { return detail::sync_query(*core_).owner; }
+  int owner() const noexcept { return status().owner; }
   /// How many times the holder has acquired it (0 if free).
-  unsigned depth() const noexcept { return detail::sync_query(*core_).value; }
+  unsigned depth() const noexcept { return status().value; }
 };
 
 /// Python's `multiprocessing.Semaphore`: a counter of `value` units; acquire takes one, waiting
@@ -255,7 +275,7 @@ class semaphore : public detail::acquirable<semaphore> {
   explicit semaphore(const executor_type& ex, unsigned value = 1)
       : acquirable(ex, detail::sync_kind::semaphore, value) {}
   /// Units left now (Python's get_value()).
-  unsigned value() const noexcept { return detail::sync_query(*core_).value; }
+  unsigned value() const noexcept { return status().value; }
 };
 
 /// Python's `multiprocessing.BoundedSemaphore`: a semaphore whose release above its initial
@@ -264,7 +284,7 @@ class bounded_semaphore : public detail::acquirable<bounded_semaphore> {
  public:
   explicit bounded_semaphore(const executor_type& ex, unsigned value = 1)
       : acquirable(ex, detail::sync_kind::bounded_semaphore, value) {}
-  unsigned value() const noexcept { return detail::sync_query(*core_).value; }
+  unsigned value() const noexcept { return status().value; }
 };
 
 /// Python's `multiprocessing.Event`: a flag that waits wait for. A wait in progress when the
@@ -273,23 +293,23 @@ class event : public detail::sync_handle {
  public:
   explicit event(const executor_type& ex) : sync_handle(ex, detail::sync_kind::event, 0) {}
 
-  bool is_set() const noexcept { return detail::sync_query(*core_).value != 0; }
+  bool is_set() const noexcept { return status().value != 0; }
   /// Waits in progress now, blocking and awaited, in every process (a process killed while
   /// waiting stays counted).
-  std::size_t n_waiting() const noexcept { return detail::sync_query(*core_).waiting; }
+  std::size_t n_waiting() const noexcept { return status().waiting; }
   /// Sets the flag and wakes every waiter, in every process.
-  void set() noexcept { detail::event_set(*core_); }
-  void clear() noexcept { detail::event_clear(*core_); }
+  void set() { detail::event_set(core("set")); }
+  void clear() { detail::event_clear(core("clear")); }
 
   /// Blocks until the flag is set.
   void wait() {
     std::size_t ignored;
-    check(detail::sync_wait(*core_, std::nullopt, ignored), "wait");
+    check(detail::sync_wait(core("wait"), std::nullopt, ignored), "wait");
   }
   /// Waits at most `timeout`; returns the flag (Python's wait(timeout)).
   bool wait(std::chrono::milliseconds timeout) {
     std::size_t ignored;
-    return !detail::sync_wait(*core_, detail::deadline_after(timeout), ignored) || is_set();
+    return !detail::sync_wait(core("wait"), detail::deadline_after(timeout), ignored) || is_set();
   }
 
   /// @par Completion signature `void(error_code)`.
@@ -310,17 +330,17 @@ class condition : public detail::acquirable<condition> {
  public:
   explicit condition(const executor_type& ex) : acquirable(ex, detail::sync_kind::condition, 0) {}
   /// The pid of the process holding its lock, 0 if free.
-  int owner() const noexcept { return detail::sync_query(*core_).owner; }
+  int owner() const noexcept { return status().owner; }
 
   /// errc::not_owner without the lock.
   void wait() {
     std::size_t ignored;
-    check(detail::sync_wait(*core_, std::nullopt, ignored), "wait");
+    check(detail::sync_wait(core("wait"), std::nullopt, ignored), "wait");
   }
   /// False if `timeout` passed without a notify (Python's wait(timeout)); the lock is held again.
   bool wait(std::chrono::milliseconds timeout) {
     std::size_t ignored;
-    const error_code ec = detail::sync_wait(*core_, detail::deadline_after(timeout), ignored);
+    const error_code ec = detail::sync_wait(core("wait"), detail::deadline_after(timeout), ignored);
     if (ec == errc::timed_out) return false;
     check(ec, "wait");
     return true;
@@ -351,8 +371,8 @@ class condition : public detail::acquirable<condition> {
   }
 
   /// Wakes up to `count` waiters. errc::not_owner without the lock.
-  void notify(std::size_t count = 1) { check(detail::condition_notify(*core_, count, false), "notify"); }
-  void notify_all() { check(detail::condition_notify(*core_, 0, true), "notify_all"); }
+  void notify(std::size_t count = 1) { check(detail::condition_notify(core("notify"), count, false), "notify"); }
+  void notify_all() { check(detail::condition_notify(core("notify_all"), 0, true), "notify_all"); }
 };
 
 /// Python's `multiprocessing.Barrier`: `parties` callers wait until all of them have arrived,
@@ -362,20 +382,20 @@ class condition : public detail::acquirable<condition> {
 class barrier : public detail::sync_handle {
  public:
   barrier(const executor_type& ex, std::size_t parties)
-      : sync_handle(ex, detail::sync_kind::barrier, static_cast<std::uint32_t>(parties)) {}
+      : sync_handle(ex, detail::sync_kind::barrier, parties) {}
 
   /// Blocks until every party has arrived; returns this caller's index, 0 to parties - 1 (the
   /// last to arrive gets parties - 1). Throws errc::broken_barrier.
   std::size_t wait() {
     std::size_t index = 0;
-    check(detail::sync_wait(*core_, std::nullopt, index), "wait");
+    check(detail::sync_wait(core("wait"), std::nullopt, index), "wait");
     return index;
   }
   /// As above; after `timeout` it breaks the barrier and throws errc::timed_out (the others get
   /// errc::broken_barrier).
   std::size_t wait(std::chrono::milliseconds timeout) {
     std::size_t index = 0;
-    check(detail::sync_wait(*core_, detail::deadline_after(timeout), index), "wait");
+    check(detail::sync_wait(core("wait"), detail::deadline_after(timeout), index), "wait");
     return index;
   }
 
@@ -389,14 +409,14 @@ class barrier : public detail::sync_handle {
   }
 
   /// Back to the empty state; waits in progress fail with errc::broken_barrier.
-  void reset() noexcept { detail::barrier_reset(*core_); }
+  void reset() { detail::barrier_reset(core("reset")); }
   /// Breaks it: waits in progress and later ones fail with errc::broken_barrier until reset().
-  void abort() noexcept { detail::barrier_abort(*core_); }
+  void abort() { detail::barrier_abort(core("abort")); }
 
-  std::size_t parties() const noexcept { return detail::sync_query(*core_).value; }
+  std::size_t parties() const noexcept { return status().value; }
   /// Parties waiting now.
-  std::size_t n_waiting() const noexcept { return detail::sync_query(*core_).waiting; }
-  bool broken() const noexcept { return detail::sync_query(*core_).broken; }
+  std::size_t n_waiting() const noexcept { return status().waiting; }
+  bool broken() const noexcept { return status().broken; }
 };
 
 }  // namespace herd

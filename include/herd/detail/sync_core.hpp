@@ -21,8 +21,9 @@ class sync_core;
 
 using sync_deadline = std::optional<std::chrono::steady_clock::time_point>;
 
-/// `value`: a semaphore's initial value (also a bounded one's maximum), a barrier's parties.
-std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::uint32_t value);
+/// `value`: a semaphore's initial value (also a bounded one's maximum), a barrier's parties;
+/// errc::invalid_argument (naming it) for a barrier of no party or a value above 2^32 - 1.
+std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value);
 
 /// lock, rlock, semaphores, and a condition's lock. Success, errc::owner_died (the caller holds
 /// it now), errc::timed_out, errc::would_block (not `block`).
@@ -52,7 +53,7 @@ sync_status sync_query(const sync_core& core) noexcept;
 
 enum class sync_operation : std::uint8_t { acquire, wait };
 /// The awaitable forms of sync_acquire and sync_wait. Completes on `home` with the error code and
-/// the barrier index; cancellation (any type) completes with operation_aborted and leaves the
+/// the barrier index (errc::not_running without a core: a moved-from handle); cancellation (any type) completes with operation_aborted and leaves the
 /// primitive as if the call had not been made, except that a condition's wait takes its lock
 /// again first and a barrier's breaks the barrier.
 void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,

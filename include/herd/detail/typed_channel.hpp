@@ -13,6 +13,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/defer.hpp>
+#include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace herd::detail {
 
@@ -33,7 +35,9 @@ void check_message_type() {
 
 [[noreturn]] void throw_channel_error(error_code ec, const char* operation);
 
-/// A channel end plus its home executor; the typed operations of queues and connections.
+/// A channel end plus its home executor; the typed operations of queues and connections, and the
+/// one place they reach the channel. A moved-from end has no channel: close() and the queries
+/// are harmless, everything else reports errc::closed (its executor stays, for the completion).
 template <typename T>
 class typed_channel {
  public:
@@ -43,6 +47,14 @@ class typed_channel {
   typed_channel(executor_type ex, std::shared_ptr<channel> ch) : executor_(std::move(ex)), channel_(std::move(ch)) {
     check_message_type<T>();
   }
+  typed_channel(const typed_channel&) = default;
+  typed_channel& operator=(const typed_channel&) = default;
+  typed_channel(typed_channel&& other) noexcept : executor_(other.executor_), channel_(std::move(other.channel_)) {}
+  typed_channel& operator=(typed_channel&& other) noexcept {
+    executor_ = other.executor_;
+    channel_ = std::move(other.channel_);
+    return *this;
+  }
 
   executor_type get_executor() const noexcept { return executor_; }
 
@@ -51,6 +63,7 @@ class typed_channel {
     return asio::async_initiate<Token, void(error_code)>(
         [](auto handler, std::shared_ptr<channel> ch, executor_type ex, std::string bytes) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed)));
           ch->async_send(home, std::move(bytes), std::move(handler));
         },
         token, channel_, executor_, herd::encode(value));
@@ -61,6 +74,7 @@ class typed_channel {
     return asio::async_initiate<Token, void(error_code, T)>(
         [](auto handler, std::shared_ptr<channel> ch, executor_type ex) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed), T{}));
           // A message (or an error) already here completes through one deferred call on this
           // thread's queue, with no type-erased handler and no wait: a consumer that drains a
           // backlog pays only this per message.
@@ -80,18 +94,44 @@ class typed_channel {
         token, channel_, executor_);
   }
 
+  /// joinable_queue's join.
+  template <asio::completion_token_for<void(error_code)> Token>
+  auto join_async(Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [](auto handler, std::shared_ptr<channel> ch, executor_type ex) {
+          asio::any_io_executor home = asio::get_associated_executor(handler, ex);
+          if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed)));
+          ch->async_join(home, std::move(handler));
+        },
+        token, channel_, executor_);
+  }
+
   error_code send_blocking(const T& value, std::optional<std::chrono::milliseconds> timeout, bool block) {
+    if (!channel_) return errc::closed;
     return channel_->send(herd::encode(value), timeout, block);
   }
 
   /// On an error `out` is untouched; an undecodable message is errc::bad_message (it is gone,
   /// the channel is fine).
   error_code receive_blocking(T& out, std::optional<std::chrono::milliseconds> timeout, bool block) {
+    if (!channel_) return errc::closed;
     return channel_->receive(decode_into(out), timeout, block);
   }
 
-  channel& core() const noexcept { return *channel_; }
-  const std::shared_ptr<channel>& core_ptr() const noexcept { return channel_; }
+  error_code send_many(std::vector<std::string>& messages, std::size_t& sent) {
+    sent = 0;
+    return channel_ ? channel_->send_many(messages, sent) : error_code(errc::closed);
+  }
+  error_code flush() { return channel_ ? channel_->flush() : error_code(errc::closed); }
+  void close() noexcept {
+    if (channel_) channel_->close();
+  }
+  bool closed() const noexcept { return !channel_ || channel_->is_closed(); }
+  std::size_t size() const noexcept { return channel_ ? channel_->size().value_or(0) : 0; }
+  error_code task_done() noexcept { return channel_ ? channel_->task_done() : error_code(errc::closed); }
+  error_code join(std::optional<std::chrono::milliseconds> timeout) {
+    return channel_ ? channel_->join(timeout) : error_code(errc::closed);
+  }
 
  private:
   // `out` changes only on success; errc::bad_message for bytes that do not decode.
