@@ -152,6 +152,10 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
                    "cannot start " + quoted(name) + ": no executable " + quoted(cmd.program()) + where);
   }
 
+  // From the first pipe to the parent's ends in their streams, under the fork lock: a function
+  // child forked on another thread meanwhile would keep copies of them (declared before `plan`,
+  // so the child's ends are closed before it lets go).
+  fork_guard guard;
   stdio_plan plan;
   const stdio* streams[3] = {&cmd.std_in(), &cmd.std_out(), &cmd.std_err()};
   for (int target = 0; target < 3; ++target) {
@@ -191,10 +195,12 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
   }
 
   unique_fd pidfd(launched.pidfd);
+  exclude_from_forks(pidfd.get());
   std::shared_ptr<process_core> impl;
   try {
     impl = std::make_shared<process_core>(ex, name, launched.pid, pidfd, cmd.stop(), cmd.keep_descendants());
   } catch (...) {
+    include_in_forks(pidfd.get());
     // Nobody owns the process yet: stop and reap it before reporting the failure.
     ::kill(-launched.pid, SIGKILL);
     siginfo_t info{};

@@ -57,10 +57,14 @@ namespace detail {
 
 struct pipe_state {
   pipe_state(const asio::any_io_executor& ex, int fd) : stream(ex, fd) { exclude_from_forks(fd); }
-  virtual ~pipe_state() { forget(); }
-  // Before the descriptor is closed (and its number reused).
-  void forget() noexcept {
+  virtual ~pipe_state() { close(); }
+  // Out of the fork exclusions and closed in one step under the fork lock: a fork between the
+  // two would keep a copy (a stdin write end, and the program never sees end of file).
+  void close() noexcept {
+    fork_guard guard;
+    error_code ignored;
     if (stream.is_open()) include_in_forks(stream.native_handle());
+    stream.close(ignored);
   }
   asio::posix::stream_descriptor stream;
 };
@@ -85,10 +89,7 @@ bool pipe_end::is_open() const noexcept { return state_ && state_->stream.is_ope
 int pipe_end::native_handle() const noexcept { return is_open() ? state_->stream.native_handle() : -1; }
 
 void pipe_end::close() noexcept {
-  error_code ignored;
-  if (!state_) return;
-  state_->forget();
-  state_->stream.close(ignored);
+  if (state_) state_->close();
 }
 
 void pipe_end::cancel() noexcept {

@@ -85,7 +85,7 @@ void reap_finished_detached() {
   auto& detached = registry().detached;
   std::erase_if(detached, [](const detached_child& c) {
     if (!reap(c.pid, c.pidfd, false, false, exit_reason::normal)) return false;
-    ::close(c.pidfd);
+    close_excluded(c.pidfd);
     return true;
   });
 }
@@ -97,7 +97,7 @@ void finish_children_at_exit() {
   std::vector<std::shared_ptr<function_process>> alive;
   std::vector<detached_child> detached;
   {
-    std::lock_guard guard(fork_lock());
+    fork_guard guard;
     for (auto& weak : registry().children)
       if (auto child = weak.lock()) alive.push_back(std::move(child));
     registry().children.clear();
@@ -109,14 +109,14 @@ void finish_children_at_exit() {
       stop_and_reap(c.pid, c.pidfd, c.policy, exit_reason::parent_stopping);
     else
       reap(c.pid, c.pidfd, true, false, exit_reason::normal);
-    ::close(c.pidfd);
+    close_excluded(c.pidfd);
   }
 }
 
 void remember(const std::shared_ptr<function_process>& child) {
   static std::once_flag at_exit;
   std::call_once(at_exit, [] { std::atexit(finish_children_at_exit); });
-  std::lock_guard guard(fork_lock());
+  fork_guard guard;
   auto& children = registry().children;
   std::erase_if(children, [](const auto& weak) {
     auto child = weak.lock();
@@ -288,7 +288,6 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
   // The registries describe the parent's children, not ours (they notice by pid when next
   // used); the lock was held across fork.
   close_fork_exclusions_in_child();
-  fork_lock().unlock();
 
   reset_signals_in_child();
   ::syscall(SYS_setpgid, 0, 0);
@@ -374,12 +373,6 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   const std::string name =
       options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
 
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    throw boost::system::system_error(errc::spawn_failed,
-                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
-  unique_fd channel_read(move_above_stdio(fds[0])), channel_write(move_above_stdio(fds[1]));
-
   // Text the parent buffered must not be printed again by the child, nor messages it packed
   // sent twice.
   flush_stdio();
@@ -390,6 +383,28 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   struct sigaction sigchld {};
   ::sigaction(SIGCHLD, nullptr, &sigchld);
   const bool auto_reaped = sigchld.sa_handler == SIG_IGN || (sigchld.sa_flags & SA_NOCLDWAIT) != 0;
+
+  // Everything the parent needs is allocated and registered before the fork: after it, every
+  // page the parent writes is copied while the child still shares it.
+  auto child = std::make_shared<function_process>(ex, name, options, function_type, function_address);
+  remember(child);
+  const pid_t parent = ::getpid();
+  (void)current_pid();  // registered here, not in every child (a first use in a child writes pages)
+
+  // From the outcome socket to the pidfd, every descriptor of this child is made and handed out
+  // under the fork lock: a fork on another thread copies none of them. The parent's end and the
+  // pidfd stay fork exclusions; the child's end and the go pipe are gone before the lock is.
+  fork_guard guard;
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
+  child->channel.reset(move_above_stdio(fds[0]));
+  unique_fd channel_write(move_above_stdio(fds[1]));
+  if (!child->channel || !channel_write)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
+  exclude_from_forks(child->channel.get());
   unique_fd go_read, go_write;
   if (auto_reaped) {
     int go[2];
@@ -399,16 +414,6 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
     }
   }
 
-  // Everything the parent needs is allocated and registered before the fork: after it, every
-  // page the parent writes is copied while the child still shares it.
-  auto child = std::make_shared<function_process>(ex, name, options, function_type, function_address,
-                                                  channel_read.get());
-  channel_read.release();
-  remember(child);
-
-  const pid_t parent = ::getpid();
-  (void)current_pid();  // registered here, not in every child (a first use in a child writes pages)
-  std::unique_lock lock(fork_lock());
   // Signals wait until the child has put back default handlers: a SIGTERM that arrives in
   // between must kill the child, not run the parent's handler in it.
   sigset_t all, previous;
@@ -416,7 +421,6 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::close(child->channel.get());  // the parent's end (its copy here is never used)
     go_write.reset();
     if (go_read) {
       char go;
@@ -425,12 +429,11 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
       go_read.reset();
     }
     const int channel = channel_write.release();
-    lock.release();  // run_child unlocks: the mutex object is our copy
-    run_child(options, name, parent, channel, body);
+    guard.release_in_child();  // the mutex object is our copy
+    run_child(options, name, parent, channel, body);  // closes the exclusions, the parent's end among them
   }
   const int fork_error = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  lock.unlock();
   channel_write.reset();
   go_read.reset();
   if (pid < 0) {
@@ -441,14 +444,15 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
 
   ::setpgid(pid, pid);  // also in the parent, so that a signal sent right away reaches the group
   unique_fd pidfd(open_pidfd(pid));
+  const int pidfd_error = errno;
+  if (pidfd) exclude_from_forks(pidfd.get());
   go_write.reset();  // the child may run now
   if (!pidfd) {
-    const int error = errno;
     ::kill(pid, SIGKILL);
     child->close_channel();
     throw boost::system::system_error(errc::spawn_failed,
                                       "herd: cannot watch '" + name + "' (pid " + std::to_string(pid) +
-                                          "): pidfd_open: " + std::strerror(error));
+                                          "): pidfd_open: " + std::strerror(pidfd_error));
   }
 
   try {
@@ -644,12 +648,12 @@ void process_base::detach() noexcept {
   if (!state_->try_reap()) {
     const int pidfd = state_->release_pidfd();
     if (pidfd >= 0) {
-      std::lock_guard guard(detail::fork_lock());
+      detail::fork_guard guard;
       try {
         detail::registry().detached.push_back(
             detail::detached_child{state_->pid, pidfd, state_->daemon, state_->policy, state_->name});
       } catch (...) {
-        ::close(pidfd);  // out of memory: the child will be a zombie until this process ends
+        detail::close_excluded(pidfd);  // out of memory: the child will be a zombie until this process ends
       }
     }
   }
@@ -670,7 +674,7 @@ std::vector<child_info> active_children() {
   std::vector<std::shared_ptr<detail::function_process>> children;
   std::vector<child_info> running;
   {
-    std::lock_guard guard(detail::fork_lock());
+    detail::fork_guard guard;
     for (auto& weak : detail::registry().children)
       if (auto child = weak.lock()) children.push_back(std::move(child));
     detail::reap_finished_detached();

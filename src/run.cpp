@@ -69,6 +69,9 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
       return finish_soon();
     }
 
+    // The pipes between stages are made and closed under the fork lock (each launch takes it
+    // again): a function child forked meanwhile on another thread would keep a copy of one.
+    fork_guard guard;
     unique_fd previous_read;  // the read end of the pipe from the previous stage
     for (std::size_t i = 0; i < count; ++i) {
       command stage = stages[i];

@@ -4,6 +4,7 @@
 
 #include <herd/process.hpp>
 
+#include "io.hpp"
 #include "process_core.hpp"
 #include "unique_fd.hpp"
 
@@ -17,14 +18,13 @@ namespace herd::detail {
 void read_outcome(int fd, std::string& received) noexcept;
 
 struct function_process : process_core {
-  // Prepared before the fork; attach() it to the child afterwards.
+  // Prepared before the fork; its channel is set and attach() called around the fork.
   function_process(const asio::any_io_executor& ex, std::string name, const process_options& options,
-                   const std::type_info& function_type, const void* function_address, int channel_fd)
+                   const std::type_info& function_type, const void* function_address)
       : process_core(ex, std::move(name), options.stop, false),
         function_type(&function_type),
         function_address(function_address),
-        daemon(options.daemon),
-        channel(channel_fd) {}
+        daemon(options.daemon) {}
 
   // The child never waits to send its outcome (small ones fit in the socket's buffer, larger
   // ones travel in a memfd, see send_outcome), so nothing is read until it has ended: the only
@@ -35,7 +35,8 @@ struct function_process : process_core {
     close_channel();
   }
 
-  void close_channel() { channel.reset(); }
+  // The socket is a fork exclusion (see fork_process): taken out of the list, then closed.
+  void close_channel() { close_excluded(channel.release()); }
 
   /// What the child runs, described on first use.
   const std::string& function() const {

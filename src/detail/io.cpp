@@ -165,8 +165,30 @@ std::mutex& fork_lock() noexcept {
   return the_fork_page.lock;
 }
 
+namespace {
+thread_local int fork_guard_depth = 0;
+}  // namespace
+
+fork_guard::fork_guard() : outermost_(fork_guard_depth == 0) {
+  if (outermost_) fork_lock().lock();
+  ++fork_guard_depth;
+}
+
+fork_guard::~fork_guard() {
+  if (fork_guard_depth == 0) return;  // released in a fork child
+  --fork_guard_depth;
+  if (outermost_) fork_lock().unlock();
+}
+
+void fork_guard::release_in_child() noexcept {
+  fork_guard_depth = 0;
+  fork_lock().unlock();
+}
+
+bool fork_guard::held_by_this_thread() noexcept { return fork_guard_depth > 0; }
+
 void exclude_from_forks(int fd) noexcept {
-  std::lock_guard guard(fork_lock());
+  fork_guard guard;
   try {
     exclusions().push_back(fd);
   } catch (...) {
@@ -175,13 +197,20 @@ void exclude_from_forks(int fd) noexcept {
 }
 
 void include_in_forks(int fd) noexcept {
-  std::lock_guard guard(fork_lock());
+  fork_guard guard;
   auto& fds = exclusions();
   for (auto it = fds.begin(); it != fds.end(); ++it)
     if (*it == fd) {
       fds.erase(it);
       return;
     }
+}
+
+void close_excluded(int fd) noexcept {
+  if (fd < 0) return;
+  fork_guard guard;  // no fork between the two: it would keep a copy
+  include_in_forks(fd);
+  ::close(fd);
 }
 
 void close_fork_exclusions_in_child() noexcept {

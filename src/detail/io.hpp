@@ -78,14 +78,36 @@ exit_status stop_and_reap(int pid, int pidfd, const stop_policy& policy, exit_re
 void signal_group(int pid, int pidfd, int signo) noexcept;
 
 /// Descriptors a forked function child must not keep: the parent's ends of other children's
-/// stdio pipes (a fork child holding a stdin pipe's write end would keep that program from
-/// ever reading end of file). Guarded by herd's fork lock.
+/// stdio pipes, pidfds and outcome sockets (a fork child holding a stdin pipe's write end would
+/// keep that program from ever reading end of file). Each is registered while herd's fork lock
+/// is held from its creation on (a fork_guard), so no fork sees it unregistered, and taken out
+/// of the list as it is closed, both under the lock, so that no fork keeps a copy and a later
+/// descriptor with its number is never closed.
 void exclude_from_forks(int fd) noexcept;
 void include_in_forks(int fd) noexcept;
+/// include_in_forks, then close, under the fork lock (a fork in between would keep a copy).
+void close_excluded(int fd) noexcept;
 /// In a fork child: closes every excluded descriptor and forgets them.
 void close_fork_exclusions_in_child() noexcept;
 /// Held across fork() so that no herd registry is half-updated in the child.
 std::mutex& fork_lock() noexcept;
+
+/// Holds herd's fork lock on this thread; re-entrant on one thread (a pipeline's start holds it
+/// while each stage's launch takes it again). Every descriptor a launch or fork makes for a child
+/// is created, handed out or closed under it, so that no fork on another thread copies one.
+class fork_guard {
+ public:
+  fork_guard();
+  ~fork_guard();
+  fork_guard(const fork_guard&) = delete;
+  fork_guard& operator=(const fork_guard&) = delete;
+  /// In the child of a fork made under this guard: lets go of the child's copy of the lock.
+  void release_in_child() noexcept;
+  static bool held_by_this_thread() noexcept;
+
+ private:
+  bool outermost_;
+};
 
 /// Adds `fd` to `message` as SCM_RIGHTS ancillary data, written into `control`, which holds at
 /// least CMSG_SPACE(sizeof(int)) bytes aligned for cmsghdr. Plain memory writes: fork-child safe.

@@ -53,9 +53,19 @@ void process_core::attach(int child_pid, unique_fd& child_pidfd) {
 }
 
 process_core::~process_core() {
-  if (status || released_ || !pidfd.is_open()) return;
-  signal_group(SIGKILL);
-  reap(pid, pidfd.native_handle(), true, keep_descendants, exit_reason::stopped);
+  if (released_ || !pidfd.is_open()) return;
+  if (!status) {
+    signal_group(SIGKILL);
+    reap(pid, pidfd.native_handle(), true, keep_descendants, exit_reason::stopped);
+  }
+  close_pidfd();
+}
+
+void process_core::close_pidfd() noexcept {
+  fork_guard guard;  // out of the fork exclusions and closed in one step
+  error_code ignored;
+  if (pidfd.is_open()) include_in_forks(pidfd.native_handle());
+  pidfd.close(ignored);
 }
 
 std::string process_core::describe() const { return "'" + name + "' (pid " + std::to_string(pid) + ")"; }
@@ -79,8 +89,7 @@ void process_core::reaped(exit_status final_status) {
   status = final_status;
   grace_timer_.cancel();
   retry_timer_.cancel();
-  error_code ignored;
-  pidfd.close(ignored);  // a pending watch completes and finds the status
+  close_pidfd();  // a pending watch completes and finds the status
   on_reaped();
 }
 
