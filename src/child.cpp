@@ -3,6 +3,7 @@
 
 #include "detail/process_core.hpp"
 #include "detail/executable.hpp"
+#include "detail/group_watchdog.hpp"
 #include "detail/io.hpp"
 #include "detail/launcher.hpp"
 #include "detail/unique_fd.hpp"
@@ -196,6 +197,7 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
 
   unique_fd pidfd(launched.pidfd);
   exclude_from_forks(pidfd.get());
+  watch_group(launched.pid);
   std::shared_ptr<process_core> impl;
   try {
     impl = std::make_shared<process_core>(ex, name, launched.pid, pidfd, cmd.stop(), cmd.keep_descendants());

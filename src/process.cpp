@@ -3,6 +3,7 @@
 #include "detail/function_process.hpp"
 
 #include <herd/detail/channel.hpp>
+#include "detail/group_watchdog.hpp"
 #include "detail/io.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -446,6 +447,7 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   unique_fd pidfd(open_pidfd(pid));
   const int pidfd_error = errno;
   if (pidfd) exclude_from_forks(pidfd.get());
+  if (pidfd) watch_group(pid);
   go_write.reset();  // the child may run now
   if (!pidfd) {
     ::kill(pid, SIGKILL);

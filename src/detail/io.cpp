@@ -1,5 +1,7 @@
 #include "io.hpp"
 
+#include "group_watchdog.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -86,6 +88,7 @@ std::optional<exit_status> reap(int pid, int pidfd, bool block, bool keep_descen
   if (result != 0) {
     // Someone else reaped it: SIGCHLD set to SIG_IGN (the kernel auto-reaps), or a waitpid(-1)
     // elsewhere. Its group may be gone and its pid reused, so no group kill now.
+    forget_group(pid);
     int wait_status = 0;
     if (!exit_status_from_pidfd(pidfd, wait_status)) return exit_status::exited(255, reason);
     if (WIFSIGNALED(wait_status)) return exit_status::signaled(WTERMSIG(wait_status), WCOREDUMP(wait_status), reason);
@@ -93,6 +96,7 @@ std::optional<exit_status> reap(int pid, int pidfd, bool block, bool keep_descen
   }
   if (info.si_pid == 0) return std::nullopt;
   if (!keep_descendants) ::kill(-pid, SIGKILL);
+  forget_group(pid);  // while the zombie still holds the number
   siginfo_t ignored{};
   ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &ignored, WEXITED | WNOHANG | __WALL);
   return exit_status::from_siginfo(info.si_code, info.si_status, reason);
