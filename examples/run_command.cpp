@@ -1,4 +1,5 @@
 // Runs one program from a coroutine and prints what it wrote: the smallest herd program.
+// [snippet:readme]
 #include <herd/herd.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,7 +10,6 @@
 
 namespace asio = boost::asio;
 
-// [snippet:readme]
 asio::awaitable<void> show_kernel(asio::any_io_executor ex) {
   // Like Python's subprocess.run(["uname", "-sr"], capture_output=True), but awaited:
   // the event loop keeps serving everything else while uname runs.
