@@ -139,8 +139,23 @@ std::string plan_stream(int target, const stdio& s, stdio_plan& plan) {
 
 }  // namespace
 
+// Empty, or what execve could not take as given: a NUL in the program or an argument, a bad
+// environment name, a NUL in a value.
+std::string bad_command(const command& cmd) {
+  std::string problem = bad_c_string(cmd.program(), "the program name");
+  for (std::size_t i = 0; problem.empty() && i < cmd.arguments().size(); ++i)
+    problem = bad_c_string(cmd.arguments()[i], "argument " + std::to_string(i + 1));
+  for (const auto& [name, value] : cmd.environment_changes()) {
+    if (problem.empty()) problem = bad_environment_name(name);
+    if (problem.empty() && value) problem = bad_c_string(*value, "the value of " + name);
+  }
+  return problem;
+}
+
 start_result launch_program(const asio::any_io_executor& ex, const command& cmd) {
   const std::string name = cmd.to_string();
+  if (std::string problem = bad_command(cmd); !problem.empty())
+    return failure(errc::invalid_argument, EINVAL, "cannot start " + quoted(name) + ": " + problem);
   std::vector<std::string> environment = build_environment(cmd);
   const std::string search_path = search_path_of(environment);
   const std::filesystem::path cwd = cmd.working_directory().value_or(std::filesystem::path());

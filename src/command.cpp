@@ -83,6 +83,8 @@ void append_quoted(std::string& out, const std::string& word) {
   for (char c : word) {
     if (c == '\'')
       out += "'\\''";
+    else if (c == '\0')
+      out += "\\0";  // shown, never a C string's end in a message
     else
       out += c;
   }

@@ -371,6 +371,14 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
                                                              describe_function(function_type, function_address) +
                                                              ": " + problem);
 
+  for (const auto& [key, value] : options.env) {
+    std::string problem = bad_environment_name(key);
+    if (problem.empty()) problem = bad_c_string(value, "the value of " + key);
+    if (!problem.empty())
+      throw boost::system::system_error(errc::invalid_argument, "herd: cannot start " +
+                                                                    describe_function(function_type, function_address) +
+                                                                    ": process_options.env: " + problem);
+  }
   const std::string name =
       options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
 

@@ -124,6 +124,13 @@ bool read_whole(int fd, char* out, std::size_t length) noexcept;
 /// died with it. A reused pid looks alive.
 bool process_gone(int pid) noexcept;
 
+/// Empty, or what is wrong with an environment variable's name: empty, or holding '=' or a NUL
+/// byte (execve would read "A=B=x" as A set to "B=x", and a NUL ends the string early).
+std::string bad_environment_name(const std::string& name);
+/// Empty, or what is wrong with `text` (an argument, a value) that execve takes as a C string:
+/// a NUL byte, which would cut it short. `what` names it ("argument 2").
+std::string bad_c_string(const std::string& text, const std::string& what);
+
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.
 int move_above_stdio(int fd) noexcept;
