@@ -461,6 +461,11 @@ struct channel::state {
     return {};
   }
 
+  static bool hung_up(int fd) {
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
+  }
+
   bool is_shut_down() const {
     // A queue closed by any process: sends fail; look without sending.
     if (send_fd < 0) return true;
@@ -527,11 +532,16 @@ struct channel::state {
       return system_code(errno);
     }
     const std::vector<unique_fd> descriptors = received_descriptors(message);
-    if (n == 0 && descriptors.empty()) return errc::closed;  // shut down, and drained
+    // End of file, or a zero-length packet written raw into the socket (every packet herd sends
+    // holds a record): only the end of file comes with a hang-up.
+    if (n == 0 && descriptors.empty()) return hung_up(receive_fd) ? errc::closed : errc::bad_message;
     if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return errc::bad_message;
     std::vector<record>& records = l.records;
     records.clear();
-    if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records))
+    // More records than any sender of this channel packs is no packet of herd's: taking them
+    // would give back more maxsize tokens than were taken.
+    if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records) ||
+        records.size() > std::max<std::size_t>(1, options.batch))
       return errc::bad_message;
     std::size_t next_descriptor = 0;
     std::size_t taken = 0;

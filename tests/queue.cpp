@@ -345,6 +345,35 @@ TEST_SUITE("queue") {
     });
   }
 
+  TEST_CASE("a zero-length packet is bad_message on an open queue, and empty records cannot defeat maxsize") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::string> q(ex, {.maxsize = 2});
+      int send_end = -1;
+      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
+        int type = 0;
+        socklen_t length = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
+      }
+      REQUIRE(send_end >= 0);
+      REQUIRE(::send(send_end, "", 0, MSG_NOSIGNAL) == 0);
+      auto [ec1, v1] = co_await q.async_get(tuple);
+      CHECK(ec1 == herd::errc::bad_message);
+      CHECK_FALSE(q.closed());
+      // 64 empty inline records in one raw packet (a 4-byte header each, length 0).
+      const std::string many(64 * 4, '\0');
+      REQUIRE(::send(send_end, many.data(), many.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(many.size()));
+      auto [ec2, v2] = co_await q.async_get(tuple);
+      CHECK(ec2 == herd::errc::bad_message);
+      // The bound still holds: two puts fit, a third does not.
+      CHECK(q.try_put("a"));
+      CHECK(q.try_put("b"));
+      CHECK_FALSE(q.try_put("c"));
+      CHECK(co_await q.async_get() == "a");
+      CHECK(co_await q.async_get() == "b");
+    });
+  }
+
   TEST_CASE("a child blocked in get() keeps blocking while the parent awaits the same queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
