@@ -535,9 +535,20 @@ struct channel::state {
     // End of file, or a zero-length packet written raw into the socket (every packet herd sends
     // holds a record): only the end of file comes with a hang-up.
     if (n == 0 && descriptors.empty()) return hung_up(receive_fd) ? errc::closed : errc::bad_message;
-    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return errc::bad_message;
+    if ((message.msg_flags & MSG_TRUNC) != 0) return errc::bad_message;
     std::vector<record>& records = l.records;
     records.clear();
+    if ((message.msg_flags & MSG_CTRUNC) != 0) {
+      // The kernel had no free descriptor for the memfd a large message came in, and dropped it
+      // with the packet: that message is lost. Counted out, and reported as what it is (EMFILE).
+      if (!descriptors.empty() ||
+          !parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), 1, records))
+        return errc::bad_message;
+      give_tokens(1);
+      if (shared) shared->header().size.fetch_sub(1, std::memory_order_relaxed);
+      records.clear();
+      return system_code(EMFILE);
+    }
     // More records than any sender of this channel packs is no packet of herd's: taking them
     // would give back more maxsize tokens than were taken.
     if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records) ||

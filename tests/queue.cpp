@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <fstream>
 #include <sstream>
 #include <map>
@@ -371,6 +372,34 @@ TEST_SUITE("queue") {
       CHECK_FALSE(q.try_put("c"));
       CHECK(co_await q.async_get() == "a");
       CHECK(co_await q.async_get() == "b");
+    });
+  }
+
+  TEST_CASE("a large message that finds no descriptor free is reported as EMFILE, counted out, and the queue goes on") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::string> q(ex, {.maxsize = 4, .slab_slots = 0});  // large messages go in a memfd
+      co_await q.async_put(std::string(3 << 20, 'x'));
+      // No descriptor free: the limit at the highest open one, every gap below it filled.
+      rlimit saved{};
+      REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+      int highest = 0;
+      for (int fd = 0; fd < 4096; ++fd)
+        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
+      rlimit low = saved;
+      low.rlim_cur = static_cast<rlim_t>(highest + 1);
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+      std::vector<int> fillers;
+      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+      auto [ec, value] = co_await q.async_get(tuple);
+      for (int fd : fillers) ::close(fd);
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+      CHECK(ec == boost::system::error_code(EMFILE, boost::system::system_category()));
+      CHECK(q.qsize() == 0);
+      // The queue goes on, its bound intact.
+      for (int i = 0; i < 4; ++i) CHECK(q.try_put("small"));
+      CHECK_FALSE(q.try_put("one too many"));
+      for (int i = 0; i < 4; ++i) CHECK(co_await q.async_get() == "small");
     });
   }
 
