@@ -72,6 +72,9 @@ TEST_SUITE("process") {
           co_await parent_with_grandchild(ex, other, herd::command(HERD_TEST_CHILD, "grandchild-setsid", "100000"));
       REQUIRE(running(in_group));
       REQUIRE(running(escaped));
+      // Its pid is printed as it forks: wait until it has really left (setsid done).
+      for (int i = 0; i < 2000 && ::getsid(escaped) != escaped; ++i) ::usleep(1000);
+      REQUIRE(::getsid(escaped) == escaped);
       parent->kill();
       other->kill();
       co_await parent->async_join();
