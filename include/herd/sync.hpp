@@ -64,6 +64,8 @@ class sync_handle {
   }
 
  protected:
+  // An empty handle, for a lock_guard that holds nothing.
+  sync_handle() noexcept = default;
   sync_handle(const executor_type& ex, sync_kind kind, std::size_t value)
       : executor_(ex), core_(make_sync_core(kind, value)) {}
 
@@ -161,6 +163,7 @@ class acquirable : public sync_handle {
 
  protected:
   using sync_handle::sync_handle;
+  acquirable() noexcept = default;
 };
 
 }  // namespace detail
@@ -176,35 +179,35 @@ class lock_guard {
   /// Blocks until acquired; a dead previous holder is recorded in owner_died(), not thrown.
   explicit lock_guard(const Lockable& lockable) : held_(lockable) {
     error_code ec;
-    held_->acquire(ec);
+    held_.acquire(ec);
     owner_died_ = ec == errc::owner_died;
     if (ec && !owner_died_) {
-      held_.reset();
+      held_ = Lockable();
       detail::throw_sync_error(ec, "acquire");
     }
+    owns_ = true;
   }
   /// Waits at most `timeout`; owns() is false if it was not acquired.
   lock_guard(const Lockable& lockable, std::chrono::milliseconds timeout) : held_(lockable) {
     try {
-      if (!held_->acquire(timeout)) held_.reset();
+      owns_ = held_.acquire(timeout);
     } catch (const boost::system::system_error& e) {
-      if (e.code() != errc::owner_died) {
-        held_.reset();
-        throw;
-      }
-      owner_died_ = true;
+      if (e.code() != errc::owner_died) throw;
+      owns_ = owner_died_ = true;
     }
+    if (!owns_) held_ = Lockable();
   }
   /// Takes over `lockable`, which the caller holds.
   lock_guard(const Lockable& lockable, adopt_lock_t, bool owner_died = false) noexcept
-      : held_(lockable), owner_died_(owner_died) {}
+      : held_(lockable), owns_(true), owner_died_(owner_died) {}
 
   lock_guard(lock_guard&& other) noexcept
-      : held_(std::exchange(other.held_, std::nullopt)), owner_died_(other.owner_died_) {}
+      : held_(std::move(other.held_)), owns_(std::exchange(other.owns_, false)), owner_died_(other.owner_died_) {}
   lock_guard& operator=(lock_guard&& other) noexcept {
     if (this != &other) {
       unlock_quietly();
-      held_ = std::exchange(other.held_, std::nullopt);
+      held_ = std::move(other.held_);
+      owns_ = std::exchange(other.owns_, false);
       owner_died_ = other.owner_died_;
     }
     return *this;
@@ -213,29 +216,33 @@ class lock_guard {
   lock_guard& operator=(const lock_guard&) = delete;
   ~lock_guard() { unlock_quietly(); }
 
-  bool owns() const noexcept { return held_.has_value(); }
+  bool owns() const noexcept { return owns_; }
   explicit operator bool() const noexcept { return owns(); }
   /// The previous holder died holding it: what it protects may be half-updated.
   bool owner_died() const noexcept { return owner_died_; }
   /// Releases now (throws what release() throws).
   void unlock() {
-    if (!held_) return;
-    Lockable l = std::move(*held_);
-    held_.reset();
+    if (!owns_) return;
+    owns_ = false;
+    Lockable l = std::exchange(held_, Lockable());
     l.release();
   }
   /// The primitive held (a copy of the handle), if any.
-  Lockable* get() noexcept { return held_ ? &*held_ : nullptr; }
+  Lockable* get() noexcept { return owns_ ? &held_ : nullptr; }
 
  private:
   void unlock_quietly() noexcept {
-    if (!held_) return;
+    if (!owns_) return;
+    owns_ = false;
     error_code ignored;
-    held_->release(ignored);
-    held_.reset();
+    held_.release(ignored);
+    held_ = Lockable();
   }
 
-  std::optional<Lockable> held_;
+  // A plain member, not an optional: g++ 12 at -O3 warns that an empty optional's handle "may
+  // be used uninitialized" (a false positive, -Wmaybe-uninitialized).
+  Lockable held_;
+  bool owns_ = false;
   bool owner_died_ = false;
 };
 
@@ -247,6 +254,9 @@ class lock_guard {
 /// as in Python; use rlock for re-entry. Copies share the lock.
 /// @par Thread safety Distinct and shared objects: safe.
 class lock : public detail::acquirable<lock> {
+  friend class lock_guard<lock>;
+  lock() noexcept = default;  // empty, for lock_guard
+
  public:
   explicit lock(const executor_type& ex) : acquirable(ex, detail::sync_kind::lock, 0) {}
   /// Whether some process holds it.
@@ -260,6 +270,9 @@ class lock : public detail::acquirable<lock> {
 /// on one thread, and a lock that let them all in would exclude none of them): it belongs to
 /// the process and any of its threads may release it.
 class rlock : public detail::acquirable<rlock> {
+  friend class lock_guard<rlock>;
+  rlock() noexcept = default;  // empty, for lock_guard
+
  public:
   explicit rlock(const executor_type& ex) : acquirable(ex, detail::sync_kind::rlock, 0) {}
   int owner() const noexcept { return status().owner; }
@@ -271,6 +284,9 @@ class rlock : public detail::acquirable<rlock> {
 /// while none is left; release gives one back (any process may). No owner, so a process that
 /// dies holding units does not give them back.
 class semaphore : public detail::acquirable<semaphore> {
+  friend class lock_guard<semaphore>;
+  semaphore() noexcept = default;  // empty, for lock_guard
+
  public:
   explicit semaphore(const executor_type& ex, unsigned value = 1)
       : acquirable(ex, detail::sync_kind::semaphore, value) {}
@@ -281,6 +297,9 @@ class semaphore : public detail::acquirable<semaphore> {
 /// Python's `multiprocessing.BoundedSemaphore`: a semaphore whose release above its initial
 /// value is an error (errc::invalid_argument, Python's ValueError).
 class bounded_semaphore : public detail::acquirable<bounded_semaphore> {
+  friend class lock_guard<bounded_semaphore>;
+  bounded_semaphore() noexcept = default;  // empty, for lock_guard
+
  public:
   explicit bounded_semaphore(const executor_type& ex, unsigned value = 1)
       : acquirable(ex, detail::sync_kind::bounded_semaphore, value) {}
@@ -327,6 +346,9 @@ class event : public detail::sync_handle {
 /// every one of them. Spurious wake-ups do not happen, but use wait_for(predicate) as in
 /// Python: another process may change the state between the notify and the wake-up.
 class condition : public detail::acquirable<condition> {
+  friend class lock_guard<condition>;
+  condition() noexcept = default;  // empty, for lock_guard
+
  public:
   explicit condition(const executor_type& ex) : acquirable(ex, detail::sync_kind::condition, 0) {}
   /// The pid of the process holding its lock, 0 if free.
