@@ -253,7 +253,9 @@ detail::start_result start_or_throw(const asio::any_io_executor& ex, const comma
   return started;
 }
 
-[[noreturn]] void throw_not_running() { throw boost::system::system_error(errc::not_running, "herd::child"); }
+[[noreturn]] void throw_not_running() {
+  throw boost::system::system_error(errc::not_running, "herd::child: the handle is empty (moved from or detached)");
+}
 
 }  // namespace
 

@@ -504,10 +504,16 @@ std::string describe_function(const std::type_info& type, const void* function_a
   return readable;
 }
 
+namespace {
+std::string describe_process(const function_process& state) {
+  return "herd: process '" + state.name + "' (pid " + std::to_string(state.pid) + ", running " + state.function() +
+         ")";
+}
+}  // namespace
+
 std::exception_ptr outcome_of(const function_process& state, std::string& bytes) {
   const std::string& got = state.received;
-  const std::string who = "herd: process '" + state.name + "' (pid " + std::to_string(state.pid) + ", running " +
-                          state.function() + ")";
+  const std::string who = describe_process(state);
   if (!got.empty() && got[0] == 'R') {
     bytes.assign(got, 1, std::string::npos);
     return nullptr;
@@ -564,7 +570,10 @@ void async_outcome_erased(const std::shared_ptr<function_process>& state, const 
   state->wait(asio::bind_cancellation_slot(
       slot, asio::bind_executor(handler_executor, [state, handler = std::move(handler)](error_code ec,
                                                                                           exit_status) mutable {
-        if (ec) return std::move(handler)(std::make_exception_ptr(boost::system::system_error(ec)), std::string());
+        if (ec)
+          return std::move(handler)(
+              std::make_exception_ptr(boost::system::system_error(ec, describe_process(*state) + ": awaiting its result")),
+              std::string());
         std::string bytes;
         std::exception_ptr error = outcome_of(*state, bytes);
         std::move(handler)(error, std::move(bytes));

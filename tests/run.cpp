@@ -71,7 +71,57 @@ TEST_SUITE("run") {
         FAIL("no exception");
       } catch (const boost::system::system_error& e) {
         CHECK(e.code() == herd::errc::child_exited);
+        // The exception names the program, its pid and its exit code, not only the error.
+        const std::string what = e.what();
+        CHECK(what.find(HERD_TEST_CHILD) != std::string::npos);
+        CHECK(what.find("pid") != std::string::npos);
+        CHECK(what.find("code 3") != std::string::npos);
       }
+    });
+  }
+
+  TEST_CASE("an awaited failure carries its whole description in what() and stays comparable with errc") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const auto what_of = [](auto&& op) -> asio::awaitable<std::pair<herd::error_code, std::string>> {
+        try {
+          co_await std::move(op);
+        } catch (const boost::system::system_error& e) {
+          co_return std::pair{e.code(), std::string(e.what())};
+        }
+        co_return std::pair{herd::error_code(), std::string()};
+      };
+      auto [missing, missing_what] = co_await what_of(herd::async_run(ex, herd::command("herd-no-such-program")));
+      CHECK(missing == herd::errc::program_not_found);
+      CHECK(missing_what.find("herd-no-such-program") != std::string::npos);
+      CHECK(missing_what.find("PATH") != std::string::npos);
+
+      auto [bad_file, bad_file_what] = co_await what_of(
+          herd::async_run(ex, test_child("exit", "0").std_in(herd::stdio::file("/herd/no/such/file"))));
+      CHECK(bad_file == herd::errc::bad_stdio);
+      CHECK(bad_file_what.find("/herd/no/such/file") != std::string::npos);
+
+      herd::run_options timeout;
+      timeout.timeout = 50ms;
+      auto [slow, slow_what] = co_await what_of(herd::async_run(ex, herd::command("sleep", "100"), timeout));
+      CHECK(slow == herd::errc::timed_out);
+      CHECK(slow_what.find("sleep 100") != std::string::npos);
+
+      // with_timeout keeps the description with its own default token, and the error code with a tuple.
+      auto [late, late_what] =
+          co_await what_of(herd::with_timeout(herd::async_run(ex, herd::command("sleep", "100")), 50ms));
+      CHECK(late == herd::errc::timed_out);
+      CHECK(late_what.find("sleep 100") != std::string::npos);
+
+      herd::run_options check;
+      check.check = true;
+      std::vector<herd::command> stages{test_child("exit", "0"), test_child("exit", "4")};
+      auto [failed, failed_what] = co_await what_of(herd::async_run_pipeline(ex, stages, check));
+      CHECK(failed == herd::errc::child_exited);
+      CHECK(failed_what.find("code 4") != std::string::npos);
+
+      // The failing objects leave nothing behind: a later run works.
+      CHECK((co_await herd::async_run(ex, test_child("exit", "0"))).success());
     });
   }
 

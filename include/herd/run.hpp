@@ -5,6 +5,7 @@
 
 #include <herd/command.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/described.hpp>
 #include <herd/exit_status.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -71,7 +72,10 @@ void async_run_pipeline_erased(const asio::any_io_executor& ex, const std::vecto
 ///   program ran, whatever its exit code (see `run_options::check`); otherwise it is
 ///   `errc::program_not_found`, `bad_working_directory`, `bad_stdio`, `spawn_failed`,
 ///   `timed_out` or `operation_aborted`, and `run_result::description` says more.
-///   Use `asio::as_tuple(asio::deferred)` to receive the result along with an error.
+///   With the default token a failure throws `boost::system::system_error` whose `what()`
+///   starts with that description (the program, the PATH searched, the exit code…) and whose
+///   `code()` is the error; use `asio::as_tuple(asio::deferred)` to receive the result along
+///   with an error instead.
 /// @par Cancellation terminal, partial, total: the program is stopped with its stop policy;
 ///   the operation completes with `operation_aborted` and the final status (reason `cancelled`).
 /// @par Example
@@ -79,7 +83,7 @@ void async_run_pipeline_erased(const asio::any_io_executor& ex, const std::vecto
 /// auto result = co_await herd::async_run(ex, herd::command("uname", {"-s"}));
 /// std::cout << result.std_out;
 /// @endcode
-template <asio::completion_token_for<void(error_code, run_result)> Token = default_token>
+template <asio::completion_token_for<void(error_code, run_result)> Token = detail::described_deferred_t>
 auto async_run(const asio::any_io_executor& ex, command cmd, run_options options, Token&& token = {}) {
   return asio::async_initiate<Token, void(error_code, run_result)>(
       [](auto handler, const asio::any_io_executor& e, const command& c, const run_options& o) {
@@ -89,7 +93,7 @@ auto async_run(const asio::any_io_executor& ex, command cmd, run_options options
 }
 
 /// async_run with default options.
-template <asio::completion_token_for<void(error_code, run_result)> Token = default_token>
+template <asio::completion_token_for<void(error_code, run_result)> Token = detail::described_deferred_t>
 auto async_run(const asio::any_io_executor& ex, command cmd, Token&& token = {}) {
   return herd::async_run(ex, std::move(cmd), run_options{}, std::forward<Token>(token));
 }
@@ -102,7 +106,7 @@ auto async_run(const asio::any_io_executor& ex, command cmd, Token&& token = {})
 /// @par Completion signature `void(error_code, pipeline_result)`; with `check`, a failed
 ///   pipeline (pipefail) completes with `errc::child_exited` or `errc::child_killed`.
 /// @par Cancellation terminal, partial, total: every stage is stopped with its stop policy.
-template <asio::completion_token_for<void(error_code, pipeline_result)> Token = default_token>
+template <asio::completion_token_for<void(error_code, pipeline_result)> Token = detail::described_deferred_t>
 auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> stages, run_options options,
                         Token&& token = {}) {
   return asio::async_initiate<Token, void(error_code, pipeline_result)>(
@@ -113,7 +117,7 @@ auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> st
 }
 
 /// async_run_pipeline with default options.
-template <asio::completion_token_for<void(error_code, pipeline_result)> Token = default_token>
+template <asio::completion_token_for<void(error_code, pipeline_result)> Token = detail::described_deferred_t>
 auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> stages, Token&& token = {}) {
   return herd::async_run_pipeline(ex, std::move(stages), run_options{}, std::forward<Token>(token));
 }

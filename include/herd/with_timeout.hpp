@@ -72,8 +72,11 @@ struct initiate_with_timeout<void(error_code, Args...)> {
       state->expired = true;
       state->inner.emit(asio::cancellation_type::all);
     });
-    std::forward<Op>(op)(
-        timeout_completion<handler_type, Args...>(std::forward<Handler>(handler), std::move(state)));
+    timeout_completion<handler_type, Args...> completion(std::forward<Handler>(handler), std::move(state));
+    if constexpr (is_described_v<Op>)
+      std::forward<Op>(op)(undescribed<decltype(completion)>{std::move(completion)});
+    else
+      std::forward<Op>(op)(std::move(completion));
   }
 };
 
@@ -86,7 +89,8 @@ struct initiate_with_timeout<void(error_code, Args...)> {
 /// @param op a deferred operation whose completion signature starts with `error_code`,
 ///        e.g. `q.async_get()` or `timer.async_wait(asio::deferred)`.
 /// @param timeout how long `op` may take.
-/// @param token the completion token (default: `asio::deferred`).
+/// @param token the completion token (default: `asio::deferred`, or for an operation whose
+///        failures are described, such as `herd::async_run`, the same described default).
 ///
 /// @par Completion signature
 ///   that of `op`.
@@ -100,7 +104,7 @@ struct initiate_with_timeout<void(error_code, Args...)> {
 /// @code
 /// auto [ec, result] = co_await herd::with_timeout(herd::async_run(ex, cmd), 2s, asio::as_tuple(asio::deferred));
 /// @endcode
-template <typename Op, typename Token = default_token>
+template <typename Op, typename Token = detail::default_token_for<Op>>
 auto with_timeout(Op&& op, std::chrono::steady_clock::duration timeout, Token&& token = {}) {
   using signature = detail::deferred_signature_t<Op>;
   return asio::async_initiate<Token, signature>(detail::initiate_with_timeout<signature>{}, token,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/described.hpp>
 
 #include <type_traits>
 
@@ -17,9 +18,25 @@ struct deferred_signature {
 template <typename Signature, typename Initiation, typename... InitArgs>
 struct deferred_signature<asio::deferred_async_operation<Signature, Initiation, InitArgs...>> {
   using type = Signature;
+  static constexpr bool described = false;
+};
+
+// A described operation (described.hpp) is seen with its own `void(error_code, R)` signature.
+template <typename R, typename Initiation, typename... InitArgs>
+struct deferred_signature<
+    asio::deferred_async_operation<void(std::exception_ptr, R), describing_initiation<Initiation>, InitArgs...>> {
+  using type = void(error_code, R);
+  static constexpr bool described = true;
 };
 
 template <typename Op>
 using deferred_signature_t = typename deferred_signature<std::decay_t<Op>>::type;
+
+template <typename Op>
+inline constexpr bool is_described_v = deferred_signature<std::decay_t<Op>>::described;
+
+// A described operation passed on keeps its described default.
+template <typename Op>
+using default_token_for = std::conditional_t<is_described_v<Op>, described_deferred_t, default_token>;
 
 }  // namespace herd::detail
