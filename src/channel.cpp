@@ -26,6 +26,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -65,8 +66,28 @@ struct shared_slot {
   std::atomic<std::int32_t> owner;  // the process writing or reading it
 };
 
+// Two counts in one word, so a put counts itself in with one atomic operation: the messages put
+// and not yet taken off the socket (qsize), and of those the ones still in a producer's hands
+// (about to be sent, or packed). Each half only grows and shrinks by what was added to it, so
+// neither borrows from the other.
+struct message_counts {
+  static constexpr std::uint64_t one_put = std::uint64_t(1) << 32;
+  static std::int64_t queued(std::uint64_t word) noexcept { return static_cast<std::int64_t>(word >> 32); }
+  static std::int64_t unsent(std::uint64_t word) noexcept { return static_cast<std::int64_t>(word & 0xffffffffu); }
+};
+
+// A process that receives from the channel, and whether it is inside a receive: one that died
+// there may have taken a packet off the socket it never counted out.
+struct alignas(64) receiver_slot {  // a cache line each: receivers write theirs per packet
+  std::atomic<std::int32_t> pid;
+  std::atomic<std::uint32_t> receiving;
+};
+constexpr std::size_t receiver_slots = 64;
+
 struct shared_header {
-  std::atomic<std::int64_t> size;        // messages put, not yet taken
+  std::atomic<std::uint64_t> counts;     // message_counts
+  receiver_slot receivers[receiver_slots];
+  std::atomic<std::uint32_t> untracked_receivers;  // some found the table full: never repair
   std::atomic<std::int64_t> unfinished;  // joinable: put, not yet task_done()
   std::uint32_t slot_count;
   std::uint64_t slot_size;
@@ -207,6 +228,8 @@ struct channel::state {
     std::vector<char> packet;       // receive buffer: one maximum packet
     std::vector<record> records;    // the last packet's, parsed
     std::unique_ptr<waiters> waits;
+    receiver_slot* receiver = nullptr;  // this process's, once it has received
+    bool receiver_claimed = false;      // tried: the table may be full
   } local_;
 
   ~state() {
@@ -227,6 +250,8 @@ struct channel::state {
       local_.batch_count = 0;
       local_.inbox.clear();
       local_.spare = std::string();
+      local_.receiver = nullptr;
+      local_.receiver_claimed = false;
       local_.pid = self;
     }
     return local_;
@@ -291,9 +316,9 @@ struct channel::state {
 
   // -- sending --------------------------------------------------------------------------------
 
-  // One packet, blocking or not; waits up to the deadline. Returns success, would_block,
-  // timed_out or closed.
-  error_code send_packet(const std::string& packet, int descriptor, bool block,
+  // One packet of `records` messages, blocking or not; waits up to the deadline. Returns success,
+  // would_block, timed_out or closed.
+  error_code send_packet(const std::string& packet, std::size_t records, int descriptor, bool block,
                          std::optional<clock_type::time_point> deadline) {
     if (send_fd < 0) return errc::closed;
     iovec data{const_cast<char*>(packet.data()), packet.size()};
@@ -305,7 +330,11 @@ struct channel::state {
     for (;;) {
       // Without a deadline a blocking send sleeps in the kernel; with one it polls.
       const int flags = MSG_NOSIGNAL | ((block && !deadline) ? 0 : MSG_DONTWAIT);
-      if (::sendmsg(send_fd, &message, flags) >= 0) return {};
+      if (::sendmsg(send_fd, &message, flags) >= 0) {
+        // In the kernel now: no longer in this producer's hands.
+        if (shared) shared->header().counts.fetch_sub(records, std::memory_order_relaxed);
+        return {};
+      }
       const int error = errno;
       if (error == EINTR) continue;
       if (error == EPIPE || error == ECONNRESET) return errc::closed;
@@ -338,9 +367,11 @@ struct channel::state {
   error_code flush_batch(bool block, std::optional<clock_type::time_point> deadline = std::nullopt) {
     auto& l = local_;
     if (l.batch_count == 0) return {};
-    error_code ec = send_packet(l.batch, -1, block, deadline);
+    error_code ec = send_packet(l.batch, l.batch_count, -1, block, deadline);
     if (ec == errc::would_block || ec == errc::timed_out) return ec;
-    // Sent, or lost for good (the channel was closed): either way the batch is gone.
+    // Sent, or lost for good (the channel was closed): either way the batch is gone, and a lost
+    // one no longer counts as queued.
+    if (ec) uncounted_put(static_cast<std::int64_t>(l.batch_count));
     l.batch.clear();
     l.batch_count = 0;
     forget_pending();
@@ -373,6 +404,9 @@ struct channel::state {
         // channel loses it (and the rest of the batch) — reported here.
         error_code ec = flush_batch(block, deadline);
         if (ec == errc::would_block || ec == errc::timed_out) return {};
+        // flush_batch counted the lost batch out, this message too: count it in again, for
+        // put() counts a message that failed out itself.
+        if (ec) counted_put();
         return ec;
       }
       return {};
@@ -381,14 +415,14 @@ struct channel::state {
     std::string packet;
     packet.reserve(record_header + bytes.size());
     append_inline(packet, bytes);
-    return send_packet(packet, -1, block, deadline);
+    return send_packet(packet, 1, -1, block, deadline);
   }
 
   error_code send_out_of_band(const std::string& bytes, bool block, std::optional<clock_type::time_point> deadline) {
     if (auto index = claim_slot(bytes.size())) {
       std::memcpy(shared->slot_data(*index), bytes.data(), bytes.size());
       shared->slot(*index).state.store(slot_queued, std::memory_order_release);
-      error_code ec = send_packet(slab_packet(static_cast<std::uint32_t>(*index), bytes.size()), -1, block, deadline);
+      error_code ec = send_packet(slab_packet(static_cast<std::uint32_t>(*index), bytes.size()), 1, -1, block, deadline);
       if (ec) shared->slot(*index).state.store(slot_free, std::memory_order_release);
       return ec;
     }
@@ -403,7 +437,7 @@ struct channel::state {
       }
       done += static_cast<std::size_t>(n);
     }
-    return send_packet(memfd_packet(bytes.size()), memory.get(), block, deadline);
+    return send_packet(memfd_packet(bytes.size()), 1, memory.get(), block, deadline);
   }
 
   std::optional<std::size_t> claim_slot(std::size_t length) {
@@ -477,7 +511,8 @@ struct channel::state {
   // failed counts them out again.
   void counted_put(std::int64_t n = 1) {
     if (!shared) return;
-    shared->header().size.fetch_add(n, std::memory_order_relaxed);
+    shared->header().counts.fetch_add(static_cast<std::uint64_t>(n) * (message_counts::one_put + 1),
+                                      std::memory_order_relaxed);
     if (joinable && shared->header().unfinished.fetch_add(n, std::memory_order_acq_rel) == 0) {
       // Work is pending again: forget a stale "all done".
       std::uint64_t drained;
@@ -488,7 +523,8 @@ struct channel::state {
 
   void uncounted_put(std::int64_t n = 1) {
     if (!shared) return;
-    shared->header().size.fetch_sub(n, std::memory_order_relaxed);
+    shared->header().counts.fetch_sub(static_cast<std::uint64_t>(n) * (message_counts::one_put + 1),
+                                      std::memory_order_relaxed);
     if (joinable) shared->header().unfinished.fetch_sub(n, std::memory_order_acq_rel);
   }
 
@@ -508,12 +544,41 @@ struct channel::state {
 
   // -- receiving ------------------------------------------------------------------------------
 
+  // This process's entry in the receivers' table, claimed on its first receive; null if the
+  // table is full (then a loss of this process's cannot be repaired: see channel::size).
+  receiver_slot* receiver(local_state& l) {
+    if (l.receiver_claimed || !shared) return l.receiver;
+    l.receiver_claimed = true;
+    for (receiver_slot& slot : shared->header().receivers) {
+      std::int32_t holder = slot.pid.load(std::memory_order_relaxed);
+      if (holder == l.pid) return l.receiver = &slot;  // a pid reused after a death: the slot is ours
+      if ((holder == 0 || (slot.receiving.load() == 0 && process_gone(holder))) &&
+          slot.pid.compare_exchange_strong(holder, l.pid)) {
+        slot.receiving.store(0);
+        return l.receiver = &slot;
+      }
+    }
+    shared->header().untracked_receivers.store(1);
+    return nullptr;
+  }
+
   // Takes one packet off the socket into the inbox. Returns success, would_block, closed,
   // bad_message or a system error.
   error_code receive_packet(bool block) {
     auto& l = local();
     if (receive_fd < 0) return errc::closed;
     if (!l.inbox.empty()) return {};  // `packet` still holds what the inbox views
+    // Inside a receive from before the system call until the packet is counted out: a SIGKILL
+    // in between loses the packet and its count, and channel::size repairs the count only when
+    // no living process is in here.
+    receiver_slot* slot = receiver(l);
+    if (slot) slot->receiving.store(1);
+    error_code ec = take_packet(l, block);
+    if (slot) slot->receiving.store(0, std::memory_order_release);
+    return ec;
+  }
+
+  error_code take_packet(local_state& l, bool block) {
     if (l.packet.size() < max_packet) l.packet.resize(max_packet);
     iovec data{l.packet.data(), l.packet.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_descriptors_per_packet)];
@@ -544,8 +609,7 @@ struct channel::state {
       if (!descriptors.empty() ||
           !parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), 1, records))
         return errc::bad_message;
-      give_tokens(1);
-      if (shared) shared->header().size.fetch_sub(1, std::memory_order_relaxed);
+      count_out(1);
       records.clear();
       return system_code(EMFILE);
     }
@@ -554,6 +618,9 @@ struct channel::state {
     if (!parse_packet(std::string_view(l.packet.data(), static_cast<std::size_t>(n)), descriptors.size(), records) ||
         records.size() > std::max<std::size_t>(1, options.batch))
       return errc::bad_message;
+    // Counted out the moment they leave the kernel, before any is copied: a process killed while
+    // it copies a large message loses that message, not the queue's count of it.
+    count_out(records.size());
     std::size_t next_descriptor = 0;
     std::size_t taken = 0;
     error_code problem;
@@ -573,12 +640,43 @@ struct channel::state {
           break;
       }
     }
-    give_tokens(records.size());
-    // Taken off the queue as a packet: counted out once per packet, not per get (the counter is
-    // shared with the producers, and a write per message made its cache line bounce).
-    if (shared && !records.empty())
-      shared->header().size.fetch_sub(static_cast<std::int64_t>(records.size()), std::memory_order_relaxed);
     return taken == 0 && problem ? problem : error_code();
+  }
+
+  // Messages taken off the socket leave qsize() and give back their maxsize places: once per
+  // packet, not per get (the counter is shared with the producers, and a write per message made
+  // its cache line bounce).
+  void count_out(std::size_t n) {
+    give_tokens(n);
+    if (shared && n > 0) shared->header().counts.fetch_sub(n * message_counts::one_put, std::memory_order_relaxed);
+  }
+
+  // A drained queue whose count says more than its producers hold lost count-outs: receivers
+  // SIGKILLed inside a receive. The count is set right (and the lost maxsize places given back)
+  // only while no living process is inside a receive, for one that is may hold a packet it has
+  // not counted out yet. Returns the counts to report.
+  std::uint64_t repaired_counts(std::uint64_t observed) {
+    const std::int64_t queued = message_counts::queued(observed);
+    const std::int64_t unsent = message_counts::unsent(observed);
+    int in_socket = 0;
+    if (queued <= unsent || receive_fd < 0 || ::ioctl(receive_fd, SIOCINQ, &in_socket) != 0 || in_socket != 0)
+      return observed;
+    // The socket is empty: what is queued is what producers hold, whatever happens next.
+    const std::uint64_t drained = static_cast<std::uint64_t>(unsent) * (message_counts::one_put + 1);
+    // A receiver without a mark could be inside a receive unseen.
+    if (shared->header().untracked_receivers.load() != 0) return drained;
+    std::array<receiver_slot*, receiver_slots> lost{};
+    std::size_t dead = 0;
+    for (receiver_slot& slot : shared->header().receivers) {
+      if (slot.receiving.load() == 0) continue;
+      if (!process_gone(slot.pid.load())) return drained;  // alive and inside: repair later
+      lost[dead++] = &slot;
+    }
+    // A producer or receiver that moved since `observed` changed the word: then nothing changes.
+    if (!shared->header().counts.compare_exchange_strong(observed, drained)) return drained;
+    give_tokens(static_cast<std::uint64_t>(queued - unsent));
+    for (std::size_t i = 0; i < dead; ++i) lost[i]->receiving.store(0);  // their loss is counted now
+    return drained;
   }
 
   error_code take_from_slot(std::uint32_t index, std::uint64_t length, local_state& l) {
@@ -777,7 +875,7 @@ error_code channel::send_many(std::vector<std::string>& messages, std::size_t& s
   };
   auto send_packed = [&]() -> error_code {
     if (in_packet == 0) return {};
-    error_code ec = deliver(in_packet, [&] { return s.send_packet(packet, -1, true, std::nullopt); });
+    error_code ec = deliver(in_packet, [&] { return s.send_packet(packet, in_packet, -1, true, std::nullopt); });
     packet.clear();
     in_packet = 0;
     return ec;
@@ -846,9 +944,12 @@ bool channel::is_closed() const noexcept {
 }
 
 std::optional<std::size_t> channel::size() const noexcept {
-  if (!state_->is_queue || !state_->shared) return std::nullopt;
-  const auto n = state_->shared->header().size.load(std::memory_order_relaxed);
-  return static_cast<std::size_t>(std::max<std::int64_t>(0, n));
+  auto& s = *state_;
+  if (!s.is_queue || !s.shared) return std::nullopt;
+  // A consumer SIGKILLed inside its receive took a packet off the socket without living to
+  // count it out: on a drained queue that shows, and is repaired.
+  const std::uint64_t counts = s.repaired_counts(s.shared->header().counts.load());
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, message_counts::queued(counts)));
 }
 
 error_code channel::task_done() noexcept {
@@ -964,7 +1065,7 @@ struct send_op {
       std::string packet;
       packet.reserve(record_header + bytes.size());
       append_inline(packet, bytes);
-      sent = s.send_packet(packet, -1, false, std::nullopt);
+      sent = s.send_packet(packet, 1, -1, false, std::nullopt);
     }
     if (sent == errc::would_block) {
       waited = true;
