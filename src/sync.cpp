@@ -16,10 +16,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <limits>
 #include <string>
+#include <iterator>
 #include <new>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,6 +41,14 @@ constexpr std::uint32_t async_tag = 0xffffffffu;
 // How often a waiter looks whether the holder of a lock still exists.
 constexpr auto owner_check = std::chrono::milliseconds(100);
 
+// A condition's waiter slot: its ticket, and the owner word (0 if free): the waiting process's
+// pid, `claiming` while it takes a wake-up (kept once taken), `abandoned` when the wait went with
+// its event loop without a wake-up (it is then accounted as a dead waiter is).
+constexpr std::uint32_t claiming_bit = 0x40000000u;
+constexpr std::uint32_t abandoned_bit = 0x80000000u;
+constexpr std::uint32_t no_slot = UINT32_MAX;
+constexpr std::uint32_t waiter_slots = 1024;  // waits tracked at a time; those beyond are counted only
+
 struct shared_state {
   // lock, rlock; the lock of a condition and of a barrier
   atomic_word lock_word;
@@ -53,9 +64,13 @@ struct shared_state {
   // conditions; 64-bit tickets never wrap
   std::atomic<std::uint64_t> next_ticket;
   atomic_word waiting;  // waiters not notified, not gone
-  atomic_word grants;   // notify(n) wake-ups not yet claimed…
+  // Low half: notify(n) wake-ups not yet claimed… (by tickets before grant_limit). High half: the
+  // waiters that may claim one (tickets from all_upto to grant_limit, no wake-up taken, not gone).
+  // One word, so that a dead waiter's share is taken from the one or the other atomically.
+  std::atomic<std::uint64_t> grants;
   std::atomic<std::uint64_t> grant_limit;  // …by tickets before this
   std::atomic<std::uint64_t> all_upto;     // notify_all(): every ticket before this is woken
+  atomic_word slots_used;                  // waiter slots ever used (the table's high-water mark)
   // barriers
   atomic_word parties;
   atomic_word arrived;
@@ -63,6 +78,22 @@ struct shared_state {
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "barriers need address-free 64-bit atomics");
+
+// A condition's table of waiters, after its shared_state in the same mapping; its pages are only
+// touched (so only take memory) as far as waits have used it.
+struct waiter_slot {
+  std::atomic<std::uint64_t> ticket;
+  atomic_word owner;
+};
+struct waiter_table {
+  waiter_slot slot[waiter_slots];
+};
+constexpr std::size_t table_offset =
+    (sizeof(shared_state) + alignof(waiter_table) - 1) / alignof(waiter_table) * alignof(waiter_table);
+
+constexpr std::uint64_t grant_part(std::uint64_t v) { return v & 0xffffffffu; }
+constexpr std::uint64_t eligible_part(std::uint64_t v) { return v >> 32; }
+constexpr std::uint64_t grant_word(std::uint64_t grants, std::uint64_t eligible) { return eligible << 32 | grants; }
 
 // The calling thread's tag for rlock ownership: its thread id, refreshed after a fork.
 std::uint32_t thread_tag() {
@@ -90,8 +121,13 @@ bool past(const std::optional<clock_type::time_point>& deadline) {
 
 class sync_core {
  public:
-  sync_core(sync_kind kind, std::uint32_t value) : kind_(kind), memory_(allocate_shared_memory(sizeof(shared_state))) {
+  sync_core(sync_kind kind, std::uint32_t value)
+      : kind_(kind),
+        memory_(allocate_shared_memory(kind == sync_kind::condition ? table_offset + sizeof(waiter_table)
+                                                                    : sizeof(shared_state))) {
     s = new (memory_.get()) shared_state{};
+    if (kind == sync_kind::condition)
+      slots_ = (new (static_cast<char*>(memory_.get()) + table_offset) waiter_table{})->slot;
     if (kind == sync_kind::semaphore || kind == sync_kind::bounded_semaphore) {
       s->value.store(value);
       s->maximum.store(kind == sync_kind::bounded_semaphore ? value : UINT32_MAX);
@@ -146,16 +182,20 @@ class sync_core {
   // Looking costs system calls (kill, /proc): at most every owner_check per lock and process.
   bool take_from_dead_owner(std::uint32_t observed, std::uint32_t tag) noexcept {
     const std::uint32_t owner = observed & pid_mask;
-    if (owner == 0 || owner == self()) return false;
-    const auto now = clock_type::now().time_since_epoch().count();
-    auto due = next_owner_check_.load(std::memory_order_relaxed);
-    if (now < due || !next_owner_check_.compare_exchange_strong(
-                         due, now + std::chrono::duration_cast<clock_type::duration>(owner_check).count()))
-      return false;
+    if (owner == 0 || owner == self() || !look_due(next_owner_check_)) return false;
     if (!process_gone(static_cast<int>(owner))) return false;
     if (!s->lock_word.compare_exchange_strong(observed, self() | waiters_bit, std::memory_order_acquire)) return false;
     became_owner(tag);
     return true;
+  }
+
+  // True at most once per owner_check for `next` (this process's): a costly look at other
+  // processes may be made.
+  static bool look_due(std::atomic<clock_type::rep>& next) noexcept {
+    const auto now = clock_type::now().time_since_epoch().count();
+    const auto period = std::chrono::duration_cast<clock_type::duration>(owner_check).count();
+    auto due = next.load(std::memory_order_relaxed);
+    return now >= due && next.compare_exchange_strong(due, now + period);
   }
 
   // Marks the word as slept on; returns the value to sleep on, or 0 if the lock became free.
@@ -273,59 +313,187 @@ class sync_core {
   }
 
   // -- conditions -----------------------------------------------------------------------------
+  //
+  // Each waiter has a ticket, taken under the lock. `waiting` counts the waiters not granted a
+  // wake-up, `grants` the wake-ups granted and not claimed (low half) and the waiters that may
+  // claim one (high half: tickets before grant_limit, none taken). A waiter that has not been
+  // woken by notify_all and has not claimed is counted once in waiting + grants; there are never
+  // more grants than waiters that may claim them. While it waits, a waiter also holds a slot of
+  // the table (its pid and ticket), so that a waiter whose process died can be taken out of the
+  // counts: its wake-up, unused, would otherwise go to a waiter that arrives after the notify.
 
-  // Registers a waiter; the caller holds the lock.
-  std::uint64_t take_ticket() noexcept {
+  // Registers a waiter (the caller holds the lock); `slot` is its place in the table, or no_slot.
+  std::uint64_t take_ticket(std::uint32_t& slot) noexcept {
     s->waiting.fetch_add(1);
-    return s->next_ticket.fetch_add(1);
+    const std::uint64_t ticket = s->next_ticket.fetch_add(1);
+    slot = take_slot(ticket);
+    return ticket;
+  }
+
+  // A free slot for `ticket` (the lock held). A full table is swept of dead waiters (at most once
+  // per owner_check); a waiter that still finds none is counted, not tracked.
+  std::uint32_t take_slot(std::uint64_t ticket) noexcept {
+    for (bool swept = false;; swept = true) {
+      const std::uint32_t used = s->slots_used.load(std::memory_order_relaxed);
+      std::uint32_t i = 0;
+      while (i < used && slots_[i].owner.load(std::memory_order_acquire) != 0) ++i;
+      if (i == waiter_slots) {
+        if (swept || !look_due(next_waiter_check_)) return no_slot;
+        reclaim(false, true);
+        continue;
+      }
+      if (i == used) s->slots_used.store(used + 1, std::memory_order_relaxed);
+      slots_[i].ticket.store(ticket, std::memory_order_relaxed);
+      slots_[i].owner.store(self(), std::memory_order_release);
+      return i;
+    }
   }
 
   // True if `ticket` has been woken (by notify_all, or a notify whose wake-up it claims now).
-  bool claim(std::uint64_t ticket) noexcept {
+  bool claim(std::uint64_t ticket, std::uint32_t slot) noexcept {
     if (ticket < s->all_upto.load()) return true;
     if (ticket >= s->grant_limit.load()) return false;
-    std::uint32_t g = s->grants.load();
-    while (g > 0)
-      if (s->grants.compare_exchange_weak(g, g - 1)) return true;
+    std::uint64_t v = s->grants.load();
+    if (grant_part(v) == 0) return false;
+    // Marked before it takes one: a waiter killed between the two is then counted as having
+    // taken it (at worst its wake-up is left over), never as not (a wake-up lost for the others).
+    if (slot != no_slot) slots_[slot].owner.store(self() | claiming_bit, std::memory_order_release);
+    while (grant_part(v) > 0) {
+      const std::uint64_t e = eligible_part(v);
+      if (s->grants.compare_exchange_weak(v, grant_word(grant_part(v) - 1, e > 0 ? e - 1 : 0))) return true;
+    }
+    if (slot != no_slot) slots_[slot].owner.store(self(), std::memory_order_release);
     return false;
   }
 
-  // After taking the lock again: a waiter that was not woken leaves.
-  bool finish_condition_wait(std::uint64_t ticket, bool woken) noexcept {
-    if (!woken) woken = claim(ticket);
-    if (!woken) s->waiting.fetch_sub(1);
+  // A waiter that was not woken, alive or dead, leaves the counts (the lock held, or racing a
+  // notify for an abandoned wait without a slot). If a notify came since it arrived, it may have
+  // been counted for a wake-up: when there are as many wake-ups as waiters that may claim one,
+  // one was for it and goes with it; else the others keep them all.
+  void leave(std::uint64_t ticket) noexcept {
+    if (ticket < s->all_upto.load()) return;  // woken by notify_all: counted nowhere
+    if (ticket < s->grant_limit.load()) {
+      std::uint64_t v = s->grants.load();
+      for (;;) {
+        const std::uint64_t g = grant_part(v), e = eligible_part(v);
+        const bool had_grant = g > 0 && g >= e;
+        if (s->grants.compare_exchange_weak(v, grant_word(had_grant ? g - 1 : g, e > 0 ? e - 1 : 0))) {
+          if (had_grant) return;
+          break;
+        }
+      }
+    }
+    std::uint32_t w = s->waiting.load();
+    while (w > 0 && !s->waiting.compare_exchange_weak(w, w - 1)) {
+    }
+  }
+
+  // After taking the lock again: a waiter that was not woken leaves; its slot is free again.
+  bool finish_condition_wait(std::uint64_t ticket, std::uint32_t slot, bool woken) noexcept {
+    if (!woken) woken = claim(ticket, slot);
+    if (!woken) leave(ticket);
+    if (slot != no_slot) slots_[slot].owner.store(0, std::memory_order_release);
     return woken;
+  }
+
+  // A wait that goes with its event loop, without the lock: if it was woken, its slot is free
+  // again; else the slot is marked abandoned, and the next sweep under the lock accounts for it
+  // as for a dead waiter. Without a slot it leaves now.
+  void abandon_condition_wait(std::uint64_t ticket, std::uint32_t slot, bool woken) noexcept {
+    if (slot == no_slot) {
+      if (!woken) leave(ticket);
+      return;
+    }
+    slots_[slot].owner.store(woken ? 0 : self() | abandoned_bit, std::memory_order_release);
+  }
+
+  // Takes the waiters whose process is gone, and abandoned waits, out of the counts (the lock
+  // held). `lingering` (a notify, with wake-ups of earlier ones not all claimed): only waiters
+  // that may claim one are looked at, until as many live ones are seen as there are wake-ups
+  // left. Else every slot (a full table). A waiter that died while claiming is taken as having
+  // claimed. A look at another process is kill(pid, 0) — a reaped one is seen at once — and, at
+  // most once per owner_check per condition and process unless `zombies`, /proc for a zombie.
+  void reclaim(bool lingering, bool zombies) noexcept {
+    const std::uint32_t used = s->slots_used.load(std::memory_order_relaxed);
+    const std::uint64_t all_upto = s->all_upto.load(), grant_limit = s->grant_limit.load();
+    std::uint64_t live = 0;
+    if (lingering && grant_part(s->grants.load()) == 0) return;
+    struct look {
+      std::uint32_t pid;
+      bool gone;
+    };
+    look looked[16];
+    std::size_t n_looked = 0;
+    bool zombies_asked = zombies;
+    auto may_look_for_zombies = [&] {
+      if (!zombies_asked) {
+        zombies_asked = true;
+        zombies = look_due(next_waiter_check_);
+      }
+      return zombies;
+    };
+    auto gone = [&](std::uint32_t pid) {
+      if (pid == self()) return false;
+      for (std::size_t k = 0; k < n_looked; ++k)
+        if (looked[k].pid == pid) return looked[k].gone;
+      bool result = ::kill(static_cast<int>(pid), 0) != 0 && errno == ESRCH;
+      if (!result && may_look_for_zombies()) result = process_gone(static_cast<int>(pid));
+      if (n_looked < std::size(looked)) looked[n_looked++] = {pid, result};
+      return result;
+    };
+    for (std::uint32_t i = 0; i < used; ++i) {
+      waiter_slot& slot = slots_[i];
+      const std::uint32_t owner = slot.owner.load(std::memory_order_acquire);
+      if (owner == 0) continue;
+      const std::uint64_t ticket = slot.ticket.load(std::memory_order_relaxed);
+      if (lingering && ((owner & claiming_bit) || ticket < all_upto || ticket >= grant_limit)) continue;
+      if (!(owner & abandoned_bit) && !gone(owner & pid_mask)) {
+        if (lingering && ++live >= grant_part(s->grants.load())) return;
+        continue;
+      }
+      if (!(owner & claiming_bit)) leave(ticket);
+      slot.owner.store(0, std::memory_order_release);
+    }
   }
 
   error_code wait_condition(sync_deadline deadline) noexcept {
     if (!holds_lock()) return errc::not_owner;
-    const std::uint64_t ticket = take_ticket();
+    std::uint32_t slot = no_slot;
+    const std::uint64_t ticket = take_ticket(slot);
     unlock(0);
     bool woken = false;
     for (;;) {
       const std::uint32_t seen = s->generation.load();
-      if ((woken = claim(ticket))) break;
-      if (!futex_wait(s->generation, seen, deadline) && !(woken = claim(ticket))) break;
+      if ((woken = claim(ticket, slot))) break;
+      if (!futex_wait(s->generation, seen, deadline) && !(woken = claim(ticket, slot))) break;
     }
     const error_code relocked = lock(std::nullopt, true, 0);  // as Python: even after a timeout
-    woken = finish_condition_wait(ticket, woken);
+    woken = finish_condition_wait(ticket, slot, woken);
     if (relocked) return relocked;  // owner_died: held, and the caller should know
     return woken ? error_code() : error_code(errc::timed_out);
   }
 
   error_code notify(std::size_t count, bool all) noexcept {
     if (!holds_lock()) return errc::not_owner;
-    const std::uint32_t waiting = s->waiting.load();
-    if (waiting == 0) return {};
+    if (s->waiting.load() == 0) return {};
     if (all) {
       s->waiting.store(0);
       s->grants.store(0);
       s->all_upto.store(s->next_ticket.load());
     } else {
-      const auto woken = static_cast<std::uint32_t>(std::min<std::size_t>(count, waiting));
-      if (woken == 0) return {};
+      if (count == 0) return {};
+      // This notify lets every waiter claim: wake-ups of earlier ones that dead waiters left
+      // would then go to waiters that came since, on top of this one's.
+      if (grant_part(s->grants.load()) > 0) reclaim(true, false);
+      // Every waiter counted may claim from now on: those waiting, and those granted one.
+      std::uint64_t v = s->grants.load();
+      std::uint32_t waiting = 0, woken = 0;
+      do {
+        waiting = s->waiting.load();
+        woken = static_cast<std::uint32_t>(std::min<std::size_t>(count, waiting));
+        if (woken == 0) return {};
+      } while (!s->grants.compare_exchange_weak(v, grant_word(grant_part(v) + woken, waiting + grant_part(v))));
       s->waiting.fetch_sub(woken);
-      s->grants.fetch_add(woken);
       s->grant_limit.store(s->next_ticket.load());
     }
     s->generation.fetch_add(1);
@@ -418,7 +586,9 @@ class sync_core {
  private:
   sync_kind kind_;
   std::shared_ptr<void> memory_;
-  std::atomic<clock_type::rep> next_owner_check_{0};  // this process's, not shared
+  waiter_slot* slots_ = nullptr;  // conditions
+  std::atomic<clock_type::rep> next_owner_check_{0};   // this process's, not shared
+  std::atomic<clock_type::rep> next_waiter_check_{0};  // conditions: looks at waiters' processes
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +708,9 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
         break;
       case sync_kind::event: finish_registered({}); break;
       case sync_kind::condition:
-        if (phase_ == 1 && !c.claim(ticket_)) c.s->waiting.fetch_sub(1);
+        // Waiting, or taking the lock again: it goes without finishing its wait.
+        if (phase_ == 1) c.abandon_condition_wait(ticket_, slot_, c.claim(ticket_, slot_));
+        if (phase_ == 2) c.abandon_condition_wait(ticket_, slot_, woken_);
         if (slept_) c.pass_on_wake();
         break;
       case sync_kind::barrier:
@@ -662,13 +834,13 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
     enum { starting, waiting, relocking };
     if (phase_ == starting) {
       if (!c.holds_lock()) return finish(errc::not_owner);
-      ticket_ = c.take_ticket();
+      ticket_ = c.take_ticket(slot_);
       c.unlock(async_tag);
       phase_ = waiting;
     }
     if (phase_ == waiting) {
       const std::uint32_t seen = c.s->generation.load();
-      woken_ = c.claim(ticket_);
+      woken_ = c.claim(ticket_, slot_);
       if (!woken_ && !cancelled) return wait_plan{&c.s->generation, seen, std::nullopt};
       aborted_ = cancelled && !woken_;
       phase_ = relocking;
@@ -676,7 +848,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
     }
     // The lock again, cancelled or not: a condition's wait returns holding it.
     if (auto plan = take_lock()) return plan;
-    const bool woken = c.finish_condition_wait(ticket_, woken_);
+    const bool woken = c.finish_condition_wait(ticket_, slot_, woken_);
     if (result_) return std::nullopt;  // owner_died: held, and the caller should know
     return finish(aborted_ && !woken ? error_code(asio::error::operation_aborted) : error_code());
   }
@@ -732,6 +904,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
   std::uint32_t seen_ = 0;
   int phase_ = 0;
   std::uint64_t ticket_ = 0;
+  std::uint32_t slot_ = no_slot;
   bool woken_ = false;
   bool aborted_ = false;
 };

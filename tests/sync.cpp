@@ -8,7 +8,9 @@
 #include <herd/with_timeout.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,6 +19,7 @@
 #include <cstddef>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <random>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -36,8 +39,12 @@ constexpr auto tuple = asio::as_tuple(asio::deferred);
 // ThreadSanitizer's runtime maps memory for its own bookkeeping as the loop runs (SIGSYS here
 // otherwise); herd's fast path never maps memory, so allowing that much keeps the test honest.
 constexpr long runtime_call = SYS_mmap;
+// Nor can it start a thread (an awaiting child's waiter thread) in a child forked from a
+// process that has threads: such children block instead.
+constexpr bool children_may_await = false;
 #else
 constexpr long runtime_call = SYS_exit;
+constexpr bool children_may_await = true;
 #endif
 
 // A seccomp filter that kills the whole process at any system call but write, exit and
@@ -92,6 +99,51 @@ asio::awaitable<long> locked_increments(asio::any_io_executor ex, int workers, i
     CHECK(status.success());
   }
   co_return total.load();
+}
+
+// Takes `c`'s lock once `registered` has reached `n`, and returns holding it: the waiters that
+// count themselves under the lock just before wait() are then all inside it (a wait registers
+// and releases the lock in one step). Fails after 20 s.
+asio::awaitable<herd::lock_guard<herd::condition>> guard_once_registered(asio::any_io_executor ex, herd::condition c,
+                                                                          herd::shared_value<int> registered, int n) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    auto g = co_await c.async_guard();
+    if (registered.load() >= n) co_return g;
+    g.unlock();
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    co_await sleep_for(ex, 2ms);
+  }
+}
+
+// A child that waits on `c` (blocking) until notified; true if a notify woke it (20 s at most).
+herd::process<bool> condition_waiter(asio::any_io_executor ex, herd::condition c, herd::shared_value<int> registered,
+                                     herd::shared_value<int> woken) {
+  return herd::start(ex, [c, registered, woken]() mutable {
+    herd::lock_guard g(c);
+    registered.fetch_add(1);
+    const bool notified = c.wait(20'000ms);
+    if (notified) woken.fetch_add(1);
+    return notified;
+  });
+}
+
+// The same in a coroutine of this process (awaited).
+void awaited_condition_waiter(asio::any_io_executor ex, herd::condition c, herd::shared_value<int> registered,
+                              herd::shared_value<int> woken) {
+  asio::co_spawn(ex, [c, registered, woken]() mutable -> asio::awaitable<void> {
+    auto g = co_await c.async_guard();
+    registered.fetch_add(1);
+    auto [ec] = co_await herd::with_timeout(c.async_wait(), 20s, tuple);
+    if (!ec) woken.fetch_add(1);
+  }, asio::detached);
+}
+
+// `woken` reaches `n` and stays there a while (time for a wrong extra wake-up to show).
+asio::awaitable<void> woken_exactly(asio::any_io_executor ex, herd::shared_value<int> woken, int n) {
+  co_await until(ex, [&] { return woken.load() >= n; });
+  co_await sleep_for(ex, 150ms);
+  CHECK(woken.load() == n);
 }
 
 }  // namespace
@@ -439,6 +491,60 @@ TEST_SUITE("sync") {
     });
   }
 
+  TEST_CASE("a producer hands 3000 items to four consumer processes through a condition and no wake-up is lost") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      constexpr int total = 3000;
+      herd::condition c(ex), drained(ex);
+      herd::shared_value<int> items(ex, 0), done(ex, 0);
+      std::vector<herd::process<int>> consumers;
+      for (int i = 0; i < 4; ++i)
+        consumers.push_back(herd::start(ex, [c, drained, items, done]() mutable {
+          int mine = 0;
+          herd::lock_guard g(c);
+          for (;;) {
+            if (!c.wait_for([&] { return items.load() > 0 || done.load() != 0; }, 20'000ms)) return -1;  // lost
+            if (items.load() == 0) return mine;
+            items.fetch_sub(1);
+            ++mine;
+            herd::lock_guard d(drained);
+            drained.notify();
+          }
+        }));
+      // Batches of 1 to 3 items, each with notify(k), the next once the last is taken: a wake-up
+      // lost stalls the batch (the consumers' waits give up after 20 s).
+      std::mt19937 random(7);
+      int produced = 0;
+      while (produced < total) {
+        const int k = 1 + static_cast<int>(random() % 3);
+        {
+          auto g = co_await c.async_guard();
+          items.fetch_add(k);
+          c.notify(static_cast<std::size_t>(k));
+        }
+        produced += k;
+        auto d = co_await drained.async_guard();
+        while (items.load() > 0) {
+          auto [ec] = co_await herd::with_timeout(drained.async_wait(), 20s, tuple);
+          REQUIRE_FALSE(ec);
+        }
+      }
+      {
+        auto g = co_await c.async_guard();
+        done.store(1);
+        c.notify_all();
+      }
+      int taken = 0;
+      for (auto& consumer : consumers) {
+        const int mine = co_await consumer.async_result();
+        CHECK(mine >= 0);
+        taken += mine;
+      }
+      CHECK(taken == produced);
+      CHECK(items.load() == 0);
+    });
+  }
+
   TEST_CASE("a holder SIGKILLed while holding: the next acquirer gets owner_died and the lock") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -475,6 +581,184 @@ TEST_SUITE("sync") {
       CHECK(r.owner() == 0);
       herd::lock_guard g(r);
       CHECK_FALSE(g.owner_died());
+    });
+  }
+
+  // Python's Condition.notify(n) wakes at most n of the waiters waiting at the time of the call.
+  // A waiter killed inside wait() is not one of them: a wake-up that went to it must not stay
+  // behind and wake a waiter that came later on top of what a later notify wakes.
+  TEST_CASE("a condition waiter SIGKILLed inside wait leaves no wake-up behind for later waiters") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::condition c(ex);
+      herd::shared_value<int> registered(ex, 0), woken(ex, 0);
+      auto doomed = condition_waiter(ex, c, registered, woken);
+      (void)co_await guard_once_registered(ex, c, registered, 1);
+      doomed.kill();
+      CHECK((co_await doomed.async_join()).signaled());
+      {
+        auto g = co_await c.async_guard();
+        c.notify();  // only the dead waiter waits: wakes nobody
+      }
+      // Three live waiters: two blocking children and an awaited wait of this process.
+      auto a = condition_waiter(ex, c, registered, woken);
+      auto b = condition_waiter(ex, c, registered, woken);
+      awaited_condition_waiter(ex, c, registered, woken);
+      {
+        auto g = co_await guard_once_registered(ex, c, registered, 4);
+        c.notify();
+      }
+      co_await woken_exactly(ex, woken, 1);
+      {
+        auto g = co_await c.async_guard();
+        c.notify();
+      }
+      co_await woken_exactly(ex, woken, 2);
+      {
+        auto g = co_await c.async_guard();
+        c.notify_all();
+      }
+      CHECK(co_await a.async_result());
+      CHECK(co_await b.async_result());
+      co_await woken_exactly(ex, woken, 3);
+    });
+  }
+
+  TEST_CASE("notify of more waiters than are alive leaves no wake-up behind when one was SIGKILLed") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::condition c(ex);
+      herd::shared_value<int> registered(ex, 0), woken(ex, 0);
+      // The dead waiter awaits, in an event loop of its own.
+      auto doomed = herd::start(ex, [c, registered]() mutable {
+        if (!children_may_await) {
+          herd::lock_guard g(c);
+          registered.fetch_add(1);
+          c.wait();
+          return;
+        }
+        asio::io_context io;
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+          auto g = co_await c.async_guard();
+          registered.fetch_add(1);
+          co_await c.async_wait();
+        }, asio::detached);
+        io.run();
+      });
+      auto first = condition_waiter(ex, c, registered, woken);
+      (void)co_await guard_once_registered(ex, c, registered, 2);
+      doomed.kill();
+      CHECK((co_await doomed.async_join()).signaled());
+      {
+        auto g = co_await c.async_guard();
+        c.notify(2);  // one live waiter: wakes it, and nobody else ever
+      }
+      CHECK(co_await first.async_result());
+      CHECK(woken.load() == 1);
+      auto a = condition_waiter(ex, c, registered, woken);
+      auto b = condition_waiter(ex, c, registered, woken);
+      {
+        auto g = co_await guard_once_registered(ex, c, registered, 4);
+        c.notify();
+      }
+      co_await woken_exactly(ex, woken, 2);
+      {
+        auto g = co_await c.async_guard();
+        c.notify_all();
+      }
+      CHECK(co_await a.async_result());
+      CHECK(co_await b.async_result());
+      CHECK(woken.load() == 3);
+    });
+  }
+
+  TEST_CASE("a condition waiter that died and is not reaped yet (a zombie) leaves no wake-up behind") {
+    leak_check guard;
+    asio::io_context io;  // never run: nobody reaps the dead waiter meanwhile
+    const auto ex = io.get_executor();
+    herd::condition c(ex);
+    herd::shared_value<int> registered(ex, 0), woken(ex, 0);
+    // Blocking forms of the helpers above: returns holding the lock once `n` have registered.
+    auto hold_once_registered = [&](int n) {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      for (c.acquire(); registered.load() < n; c.acquire()) {
+        c.release();
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(2ms);
+      }
+    };
+    auto doomed = condition_waiter(ex, c, registered, woken);
+    hold_once_registered(1);
+    c.release();
+    doomed.kill();
+    REQUIRE(herd_test::wait_until_gone(doomed.pid()));  // a zombie now: kill(pid, 0) still succeeds
+    CHECK(herd_test::read_stat(doomed.pid()).state == 'Z');
+    c.acquire();
+    c.notify();  // only the dead waiter waits
+    c.release();
+    auto a = condition_waiter(ex, c, registered, woken);
+    auto b = condition_waiter(ex, c, registered, woken);
+    hold_once_registered(3);
+    c.notify();
+    c.release();
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (woken.load() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(150ms);
+    CHECK(woken.load() == 1);
+    c.acquire();
+    c.notify_all();
+    c.release();
+    CHECK(a.join().success());
+    CHECK(b.join().success());
+    CHECK(woken.load() == 2);
+    CHECK(doomed.join().signaled());
+  }
+
+  TEST_CASE("a condition wait destroyed with its event loop while it retakes the lock leaves no wake-up behind") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::condition c(ex);
+      herd::shared_value<int> registered(ex, 0), woken(ex, 0);
+      herd::event holding(ex), release_now(ex);
+      bool called = false;
+      {
+        asio::io_context loop;
+        asio::cancellation_signal cancel;
+        c.acquire();
+        c.async_wait(asio::bind_cancellation_slot(cancel.slot(),
+                                                  asio::bind_executor(loop, [&](herd::error_code) { called = true; })));
+        loop.run_for(20ms);  // waiting, the lock released
+        CHECK(c.owner() == 0);
+        auto holder = herd::start(ex, [c, holding, release_now]() mutable {
+          herd::lock_guard held(c);
+          holding.set();
+          release_now.wait();
+        });
+        co_await holding.async_wait();
+        cancel.emit(asio::cancellation_type::all);
+        loop.run_for(20ms);  // cancelled: now it waits to take the lock again, which the holder has
+        release_now.set();
+        co_await holder.async_join();
+      }  // the loop goes, with the wait
+      CHECK_FALSE(called);
+      {
+        auto g = co_await c.async_guard();
+        c.notify();  // only the abandoned wait is registered: wakes nobody
+      }
+      auto a = condition_waiter(ex, c, registered, woken);
+      auto b = condition_waiter(ex, c, registered, woken);
+      {
+        auto g = co_await guard_once_registered(ex, c, registered, 2);
+        c.notify();
+      }
+      co_await woken_exactly(ex, woken, 1);
+      {
+        auto g = co_await c.async_guard();
+        c.notify_all();
+      }
+      CHECK(co_await a.async_result());
+      CHECK(co_await b.async_result());
+      CHECK(woken.load() == 2);
     });
   }
 

@@ -344,7 +344,9 @@ class event : public detail::sync_handle {
 /// notify, and takes it again before it returns — also after a timeout or a cancellation.
 /// notify(n) wakes up to `n` of the processes and coroutines waiting at the time; notify_all()
 /// every one of them. Spurious wake-ups do not happen, but use wait_for(predicate) as in
-/// Python: another process may change the state between the notify and the wake-up.
+/// Python: another process may change the state between the notify and the wake-up. A waiter
+/// that dies while waiting is not counted: the next notify drops a wake-up it left unused rather
+/// than give it to a waiter that came later (docs/reference/sync.md says the limits).
 class condition : public detail::acquirable<condition> {
   friend class lock_guard<condition>;
   condition() noexcept = default;  // empty, for lock_guard
