@@ -5,10 +5,16 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <variant>
 #include <vector>
@@ -47,6 +53,117 @@ struct celsius {  // a user's own codec: stored as tenths of a degree
   double degrees;
 };
 
+// What holds an address of this process is refused, at any depth.
+struct with_pointer {
+  int id;
+  const char* name;
+};
+struct with_member_pointer {
+  int plain::*field;
+};
+struct with_string_view {
+  int id;
+  std::string_view name;
+};
+struct with_span {
+  std::span<int> values;
+};
+struct with_function {
+  std::function<void()> f;
+};
+struct with_shared_ptr {
+  std::shared_ptr<int> p;
+};
+struct with_unique_ptr {
+  std::unique_ptr<int> p;
+};
+struct with_pointer_array {  // a C array is checked by its element type
+  int ids[2];
+  char* names[2];
+};
+struct with_nested_pointer {  // a struct holding a struct that holds a pointer
+  with_pointer inner;
+  int count;
+};
+struct with_pointers_in_vector {
+  std::vector<const char*> names;
+};
+struct with_view_in_optional {
+  std::optional<std::string_view> name;
+};
+struct with_pointer_in_map {
+  std::map<std::string, std::shared_ptr<int>> shared;
+};
+struct with_view_in_variant {
+  std::variant<int, std::string_view> v;
+};
+struct with_reference {  // a reference member: refused (and it could not be rebuilt anyway)
+  const int& r;
+};
+
+class handle {  // trivially copyable, but herd cannot see its members: refused unless opted in
+ public:
+  handle() = default;
+  explicit handle(int* p) : p_(p) {}
+  int* get() const { return p_; }
+
+ private:
+  int* p_ = nullptr;
+};
+struct with_handle {
+  handle h;
+};
+
+class ticket {  // the same, opted in: its bytes are its whole value
+ public:
+  ticket() = default;
+  explicit ticket(std::uint32_t n) : number_(n) {}
+  std::uint32_t number() const { return number_; }
+
+ private:
+  std::uint32_t number_ = 0;
+};
+
+struct with_array {  // C arrays of plain elements: still one copy of bytes
+  int ids[3];
+  char name[8];
+  double weight;
+  friend bool operator==(const with_array&, const with_array&) = default;
+};
+struct base_fields {
+  int a;
+};
+struct derived_fields : base_fields {
+  int b;
+};
+struct with_ticket {
+  ticket t;
+  int count;
+};
+struct with_celsius {  // trivially copyable, but a field has its own codec: field by field
+  celsius temperature;
+  int count;
+};
+struct node {  // recursive through a vector
+  int value;
+  std::vector<node> children;
+};
+struct with_own_serialize {  // a field herd refuses, but the struct's serialize() knows better
+  std::string name;
+  const char* cache = nullptr;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(name);
+  }
+};
+struct stamped {
+  std::chrono::milliseconds elapsed;
+  std::chrono::system_clock::time_point at;
+  std::array<char, 16> tag;
+  std::optional<int> maybe;
+  friend bool operator==(const stamped&, const stamped&) = default;
+};
+
 }  // namespace
 
 // [snippet:custom-codec]
@@ -55,6 +172,11 @@ struct herd::codec<celsius> {
   static void encode(encoder& e, const celsius& c) { e.value(static_cast<std::int32_t>(c.degrees * 10)); }
   static celsius decode(decoder& d) { return celsius{d.value<std::int32_t>() / 10.0}; }
 };
+// [/snippet]
+
+// [snippet:raw-opt-in]
+template <>
+struct herd::codec<ticket> : herd::raw_codec<ticket> {};
 // [/snippet]
 
 namespace {
@@ -106,6 +228,89 @@ TEST_SUITE("codec") {
     CHECK(herd::encodable<celsius>);
     CHECK(herd::encodable<record>);
     CHECK_FALSE(herd::encodable<int*>);
+  }
+
+  TEST_CASE("pointers, views and functions are refused, also inside structs and containers") {
+    static_assert(!herd::encodable<int*>);
+    static_assert(!herd::encodable<const char*>);
+    static_assert(!herd::encodable<int plain::*>);
+    static_assert(!herd::encodable<std::string_view>);
+    static_assert(!herd::encodable<std::span<int>>);
+    static_assert(!herd::encodable<std::span<const int, 3>>);
+    static_assert(!herd::encodable<std::function<void()>>);
+    static_assert(!herd::encodable<std::shared_ptr<int>>);
+    static_assert(!herd::encodable<std::unique_ptr<int>>);
+    static_assert(!herd::encodable<std::weak_ptr<int>>);
+    static_assert(!herd::encodable<std::reference_wrapper<int>>);
+    static_assert(!herd::encodable<with_pointer>);
+    static_assert(!herd::encodable<with_member_pointer>);
+    static_assert(!herd::encodable<with_string_view>);
+    static_assert(!herd::encodable<with_span>);
+    static_assert(!herd::encodable<with_function>);
+    static_assert(!herd::encodable<with_shared_ptr>);
+    static_assert(!herd::encodable<with_unique_ptr>);
+    static_assert(!herd::encodable<with_pointer_array>);
+    static_assert(!herd::encodable<with_nested_pointer>);
+    static_assert(!herd::encodable<with_pointers_in_vector>);
+    static_assert(!herd::encodable<with_view_in_optional>);
+    static_assert(!herd::encodable<with_pointer_in_map>);
+    static_assert(!herd::encodable<with_view_in_variant>);
+    static_assert(!herd::encodable<with_reference>);
+    static_assert(!herd::encodable<std::vector<std::string_view>>);
+    static_assert(!herd::encodable<std::map<int, with_function>>);
+    static_assert(!herd::encodable<std::tuple<int, std::unique_ptr<int>>>);
+    static_assert(!herd::encodable<std::optional<std::vector<std::pair<int, with_pointer>>>>);
+    static_assert(!herd::encodable<std::array<with_string_view, 2>>);
+    // The reason is named (the compile_fail tests check the messages).
+    using herd::detail::verdict;
+    static_assert(herd::detail::verdict_of<with_nested_pointer> == verdict::pointer);
+    static_assert(herd::detail::verdict_of<with_view_in_optional> == verdict::view);
+    static_assert(herd::detail::verdict_of<with_function> == verdict::function);
+    CHECK_FALSE(herd::encodable<with_pointer>);
+  }
+
+  TEST_CASE("a trivially copyable class that is not an aggregate needs the raw_codec opt-in") {
+    static_assert(!herd::encodable<handle>);
+    static_assert(!herd::encodable<with_handle>);
+    static_assert(herd::encodable<ticket>);
+    static_assert(herd::encodable<with_ticket>);
+    CHECK(herd::encode(ticket(7)).size() == sizeof(ticket));
+    CHECK(round_trip(ticket(7)).number() == 7);
+    // A struct of opted-in and plain fields is still one copy of its bytes.
+    CHECK(herd::encode(with_ticket{ticket(7), 3}).size() == sizeof(with_ticket));
+    CHECK(round_trip(with_ticket{ticket(7), 3}).t.number() == 7);
+    CHECK(round_trip(std::vector<ticket>{ticket(1), ticket(2)})[1].number() == 2);
+  }
+
+  TEST_CASE("structs of plain fields, C arrays and bases included, stay one copy of bytes") {
+    static_assert(herd::encodable<with_array>);
+    static_assert(herd::encodable<derived_fields>);
+    const with_array a{{1, 2, 3}, "name", 2.5};
+    CHECK(herd::encode(a).size() == sizeof(with_array));
+    CHECK(round_trip(a) == a);
+    CHECK(herd::encode(derived_fields{{1}, 2}).size() == sizeof(derived_fields));
+    CHECK(round_trip(derived_fields{{1}, 2}).a == 1);
+    CHECK(round_trip(std::vector<with_array>{a, a}) == std::vector<with_array>{a, a});
+  }
+
+  TEST_CASE("standard vocabulary types, recursive structs, and own codecs of fields are used") {
+    static_assert(herd::encodable<stamped>);
+    static_assert(herd::encodable<std::chrono::system_clock::time_point>);
+    static_assert(herd::encodable<std::pair<int, long>>);
+    static_assert(herd::encodable<std::optional<int>>);
+    static_assert(herd::encodable<node>);
+    static_assert(herd::encodable<with_celsius>);
+    static_assert(herd::encodable<with_own_serialize>);
+    const stamped s{std::chrono::milliseconds(5), std::chrono::system_clock::now(), {'t', 'a', 'g'}, 4};
+    CHECK(round_trip(s) == s);
+    node tree{1, {node{2, {}}, node{3, {node{4, {}}}}}};
+    CHECK(round_trip(tree).children.at(1).children.at(0).value == 4);
+    // celsius's own codec (4 bytes) is used for the field, not the struct's raw bytes.
+    CHECK(herd::encode(with_celsius{{21.5}, 2}).size() == sizeof(std::int32_t) + sizeof(int));
+    CHECK(round_trip(with_celsius{{21.5}, 2}).temperature.degrees == doctest::Approx(21.5));
+    const with_own_serialize w{"name", "cached in this process only"};
+    CHECK(round_trip(w).name == "name");
+    CHECK(round_trip(w).cache == nullptr);
   }
 
   TEST_CASE("truncated, padded or malformed bytes are bad_message, never a crash") {

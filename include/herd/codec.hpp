@@ -4,11 +4,24 @@
 ///
 /// How a type travels, first match wins:
 ///  1. a specialization of `herd::codec<T>` you write (the one customization point);
-///  2. trivially copyable types (not pointers): their bytes, as they are;
-///  3. `std::string`, and containers, `optional`, `pair`, `tuple`, `variant` of encodable types;
+///     `herd::raw_codec<T>` is a ready-made one that copies bytes (the opt-in below);
+///  2. its bytes, as they are: arithmetic types, enums, `std::chrono` durations and time points,
+///     and trivially copyable aggregates whose every field is itself sent as its bytes;
+///  3. `std::string`, and containers, `array`, `optional`, `pair`, `tuple`, `variant` of
+///     encodable types;
 ///  4. aggregates (plain structs) field by field, through Boost.PFR;
 ///  5. types cereal can serialize (a `serialize` or `save`/`load` member or function).
-/// A type none of these covers is a compile-time error saying so.
+///
+/// Refused, at compile time, with a message naming the reason: what holds an address of this
+/// process — raw, smart and member pointers, references, views (`std::string_view`,
+/// `std::span`, `std::initializer_list`), `std::function` — and anything holding one, at any
+/// depth: a struct field (C arrays are checked by their element type), a container element.
+/// A trivially copyable class that is not an aggregate (private members, a union) is refused
+/// too, because herd cannot see whether it holds a pointer: if its bytes are its whole value,
+/// opt in with `template <> struct herd::codec<T> : herd::raw_codec<T> {};`. So are aggregates
+/// the receiver cannot rebuild (no default constructor, const or reference members) and, rather
+/// than checked, aggregates of more than 1024 fields and C-array elements (docs/reference/codec.md).
+/// `herd::encodable<T>` says, without failing, whether `T` would be accepted.
 ///
 /// The bytes are for processes running the same binary (fork children, pool workers): sizes
 /// and layouts are the machine's own, not a portable format.
@@ -20,13 +33,18 @@
 #include <cereal/archives/binary.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <initializer_list>
 #include <list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -92,9 +110,29 @@ template <typename T, typename Enable = void>
 struct codec;
 
 namespace detail {
+struct raw_codec_tag {};
+}  // namespace detail
 
+/// A codec that sends a trivially copyable `T` as its bytes: the explicit opt-in for a class herd
+/// cannot look inside (private members, a union), for which you vouch that its bytes are its
+/// whole value, with no pointer, handle or view into this process's memory:
+///
+///     template <> struct herd::codec<my_id> : herd::raw_codec<my_id> {};
+///
+/// Structs that hold such a type stay a single copy of bytes too.
 template <typename T>
-inline constexpr bool always_false = false;
+struct raw_codec : detail::raw_codec_tag {
+  static_assert(std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>,
+                "herd::raw_codec<T>: T must be trivially copyable and default-constructible");
+  static void encode(encoder& e, const T& v) { e.bytes(&v, sizeof v); }
+  static T decode(decoder& d) {
+    T v;
+    d.bytes(&v, sizeof v);
+    return v;
+  }
+};
+
+namespace detail {
 
 template <typename T, template <typename...> class Template>
 inline constexpr bool is_instance = false;
@@ -107,39 +145,322 @@ template <typename T, std::size_t N>
 inline constexpr bool is_std_array<std::array<T, N>> = true;
 
 template <typename T>
-inline constexpr bool is_sequence = is_instance<T, std::vector> || is_instance<T, std::deque> || is_instance<T, std::list>;
-template <typename T>
-inline constexpr bool is_associative = is_instance<T, std::map> || is_instance<T, std::multimap> ||
-                                       is_instance<T, std::unordered_map> || is_instance<T, std::set> ||
-                                       is_instance<T, std::multiset> || is_instance<T, std::unordered_set>;
+inline constexpr bool is_span = false;
+template <typename T, std::size_t N>
+inline constexpr bool is_span<std::span<T, N>> = true;
 
 template <typename T>
-inline constexpr bool is_raw = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
-                               !std::is_member_pointer_v<T> && !std::is_array_v<T>;
+inline constexpr bool is_sequence = is_instance<T, std::vector> || is_instance<T, std::deque> || is_instance<T, std::list>;
+template <typename T>
+inline constexpr bool is_map =
+    is_instance<T, std::map> || is_instance<T, std::multimap> || is_instance<T, std::unordered_map>;
+template <typename T>
+inline constexpr bool is_set =
+    is_instance<T, std::set> || is_instance<T, std::multiset> || is_instance<T, std::unordered_set>;
+template <typename T>
+inline constexpr bool is_associative = is_map<T> || is_set<T>;
 
 template <typename T>
 inline constexpr bool is_cereal = cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
                                   cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
-// Which rule encodes T (0 = none). Rule numbers follow the file comment.
 template <typename T>
-constexpr int rule_for() {
-  if constexpr (std::is_reference_v<T> || std::is_const_v<T> || std::is_pointer_v<T> ||
-                std::is_member_pointer_v<T>) {
-    return 0;  // an address means nothing in another process
-  } else if constexpr (is_raw<T>) {
-    return 2;
-  } else if constexpr (std::is_same_v<T, std::string> || is_sequence<T> || is_associative<T> || is_std_array<T> ||
-                       is_instance<T, std::optional> || is_instance<T, std::pair> || is_instance<T, std::tuple> ||
-                       is_instance<T, std::variant>) {
-    return 3;
-  } else if constexpr (std::is_aggregate_v<T> && !std::is_array_v<T> && std::is_default_constructible_v<T>) {
-    return 4;
-  } else if constexpr (is_cereal<T>) {
-    return 5;
+inline constexpr bool has_own_codec = !requires { typename codec<T>::herd_default_rules; };
+
+// What herd makes of a type. The first two are accepted; the others are refusals, in the order
+// of precedence used to name the reason when a type holds several.
+enum class verdict : unsigned char {
+  raw,          // sent as its bytes
+  encoded,      // sent by a rule that is not a plain copy (or by the user's codec)
+  pointer,      // an address: raw, smart or member pointer, reference
+  view,         // a view into this process's memory: string_view, span, initializer_list
+  function,     // std::function: code and captures of this process
+  opaque,       // a trivially copyable class or union herd cannot look inside
+  too_many,     // an aggregate with more fields and C-array elements than herd checks
+  unbuildable,  // an aggregate the receiver cannot rebuild (no default constructor, const or reference members)
+  none,         // no rule covers it
+};
+
+constexpr bool accepted(verdict v) noexcept { return v == verdict::raw || v == verdict::encoded; }
+
+// Accepted (as `encoded`, a composite is never raw) if all parts are, else the refusal of most precedence.
+constexpr verdict all_of(std::initializer_list<verdict> parts) noexcept {
+  verdict result = verdict::encoded;
+  for (verdict v : parts)
+    if (!accepted(v) && (accepted(result) || v < result)) result = v;
+  return result;
+}
+
+// Containers nest; past this depth their elements are taken as accepted here, and checked again
+// when each element's own codec is instantiated (this stops recursion through types such as
+// `struct node { std::vector<node> children; }`).
+inline constexpr std::size_t max_depth = 16;
+
+// Aggregates with more fields plus C-array elements than this are refused rather than checked
+// (each element is one more initializer to try, and g++'s cost grows faster than linearly).
+inline constexpr std::size_t max_slots = 1024;
+
+struct plan {
+  verdict what;
+  int rule;  // as numbered in the file comment; 0 when refused
+};
+
+template <typename T, std::size_t Depth>
+constexpr plan plan_for() noexcept;
+
+template <typename T, std::size_t Depth = 0>
+inline constexpr plan plan_of = plan_for<T, Depth>();
+
+template <typename T, std::size_t Depth = 0>
+inline constexpr verdict verdict_of = plan_of<T, Depth>.what;
+
+// The fields of an aggregate are reached without naming them (Boost.PFR counts them the same
+// way, but fails hard on C-array fields and base classes): `T{s, s, ...}` with a "slot" that
+// converts to any type compiles for any count of slots up to the number of fields, and not one
+// more. A C array field takes one slot per element (brace elision), so it is checked by its
+// element type; a base class takes one slot, as a field would. `noexcept(T{s, ...})` then tells
+// whether `Test` holds for every field's type, because the conversion to `U` is declared
+// `noexcept(Test::template holds<U>)`. Nothing is evaluated. (A field whose type has a
+// forwarding constructor, such as `std::optional<X>`, is seen as the `X` it forwards to.)
+template <typename Test>
+struct slot {
+  template <typename U>
+  operator U() const noexcept(Test::template holds<U>);
+};
+
+template <std::size_t, typename Test>
+using slot_at = slot<Test>;
+
+struct any_field {
+  template <typename U>
+  static constexpr bool holds = true;
+};
+
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wmissing-braces"  // brace elision into C arrays is the point
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-braces"
+#endif
+
+template <typename T, std::size_t... I>
+constexpr bool takes_slots(std::index_sequence<I...>) noexcept {
+  return requires { T{slot_at<I, any_field>{}...}; };
+}
+
+template <typename T, std::size_t N>
+inline constexpr bool takes = takes_slots<T>(std::make_index_sequence<N>());
+
+// Largest count in [Low, High) that T takes, knowing it takes Low and not High.
+template <typename T, std::size_t Low, std::size_t High>
+constexpr std::size_t slot_count_between() noexcept {
+  if constexpr (High - Low <= 1) {
+    return Low;
   } else {
-    return 0;
+    constexpr std::size_t middle = Low + (High - Low) / 2;
+    if constexpr (takes<T, middle>)
+      return slot_count_between<T, middle, High>();
+    else
+      return slot_count_between<T, Low, middle>();
   }
+}
+
+// Doubling from N (T takes N / 2); max_slots + 1 means more than max_slots.
+template <typename T, std::size_t N>
+constexpr std::size_t slot_count_from() noexcept {
+  if constexpr (N > max_slots) {
+    if constexpr (takes<T, max_slots + 1>)
+      return max_slots + 1;
+    else
+      return slot_count_between<T, N / 2, max_slots + 1>();
+  } else if constexpr (takes<T, N>) {
+    return slot_count_from<T, 2 * N>();
+  } else {
+    return slot_count_between<T, N / 2, N>();
+  }
+}
+
+// T{} must compile (so every count up to the real one does too).
+template <typename T>
+inline constexpr std::size_t slot_count = takes<T, 1> ? slot_count_from<T, 2>() : 0;
+
+template <typename T, typename Test, std::size_t... I>
+constexpr bool every_slot(std::index_sequence<I...>) noexcept {
+  return noexcept(T{slot_at<I, Test>{}...});
+}
+
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+template <typename T, typename Test>
+inline constexpr bool every_field = every_slot<T, Test>(std::make_index_sequence<slot_count<T>>());
+
+template <std::size_t Depth>
+struct accepted_field {
+  template <typename U>
+  static constexpr bool holds = accepted(verdict_of<U, Depth>);
+};
+
+template <std::size_t Depth>
+struct raw_field {
+  template <typename U>
+  static constexpr bool holds = verdict_of<U, Depth> == verdict::raw;
+};
+
+template <std::size_t Depth, verdict Refusal>
+struct field_not {
+  template <typename U>
+  static constexpr bool holds = verdict_of<U, Depth> != Refusal;
+};
+
+// The refusal of most precedence among T's fields (T has a refused field).
+template <typename T, std::size_t Depth, verdict Refusal = verdict::pointer>
+constexpr verdict field_refusal() noexcept {
+  if constexpr (Refusal == verdict::none || !every_field<T, field_not<Depth, Refusal>>)
+    return Refusal;
+  else
+    return field_refusal<T, Depth, static_cast<verdict>(static_cast<unsigned char>(Refusal) + 1)>();
+}
+
+template <typename T, std::size_t Depth>
+constexpr plan aggregate_plan() noexcept {
+  if constexpr (!requires { T{}; }) {
+    return {verdict::unbuildable, 0};  // and its fields cannot be counted
+  } else if constexpr (slot_count<T> > max_slots) {
+    return {verdict::too_many, 0};
+  } else if constexpr (!every_field<T, accepted_field<Depth>>) {
+    return {field_refusal<T, Depth>(), 0};
+  } else if constexpr (!std::is_default_constructible_v<T> || !std::is_move_assignable_v<T>) {
+    // Decoding builds a T{} and assigns its fields (or copies bytes into it): so no const or
+    // reference members (a reference member also stops the count of slots early).
+    return {verdict::unbuildable, 0};
+  } else if constexpr (std::is_trivially_copyable_v<T> && every_field<T, raw_field<Depth>>) {
+    return {verdict::raw, 2};
+  } else {
+    return {verdict::encoded, 4};
+  }
+}
+
+template <std::size_t Depth, template <typename...> class Template, typename... Parts>
+constexpr verdict parts_verdict(std::type_identity<Template<Parts...>>) noexcept {
+  return all_of({verdict_of<Parts, Depth>...});
+}
+
+// The elements of a standard container or vocabulary type, one level deeper.
+template <typename T, std::size_t Depth>
+constexpr verdict elements_verdict() noexcept {
+  if constexpr (Depth >= max_depth)
+    return verdict::encoded;
+  else if constexpr (is_sequence<T> || is_set<T> || is_instance<T, std::optional>)
+    return all_of({verdict_of<typename T::value_type, Depth + 1>});
+  else if constexpr (is_map<T>)
+    return all_of({verdict_of<typename T::key_type, Depth + 1>, verdict_of<typename T::mapped_type, Depth + 1>});
+  else if constexpr (is_instance<T, std::pair>)
+    return all_of({verdict_of<std::remove_const_t<typename T::first_type>, Depth + 1>,
+                   verdict_of<typename T::second_type, Depth + 1>});
+  else  // tuple, variant
+    return parts_verdict<Depth + 1>(std::type_identity<T>());
+}
+
+// A class that none of the standard types' rules took.
+template <typename T, std::size_t Depth>
+constexpr plan class_plan() noexcept {
+  if constexpr (std::is_aggregate_v<T> && !std::is_union_v<T>) {
+    constexpr plan fields = aggregate_plan<T, Depth>();
+    if constexpr (!accepted(fields.what) && is_cereal<T>)
+      return {verdict::encoded, 5};  // its own serialize() may know what to do with the fields herd refuses
+    else
+      return fields;
+  } else if constexpr (is_cereal<T>) {
+    return {verdict::encoded, 5};
+  } else if constexpr (std::is_trivially_copyable_v<T>) {
+    return {verdict::opaque, 0};  // private members herd cannot see, or a union
+  } else {
+    return {verdict::none, 0};
+  }
+}
+
+template <typename T, std::size_t Depth>
+constexpr plan plan_for() noexcept {
+  if constexpr (std::is_reference_v<T>) {
+    return {verdict::pointer, 0};
+  } else if constexpr (std::is_const_v<T> || std::is_volatile_v<T> || std::is_void_v<T> || std::is_array_v<T> ||
+                       std::is_function_v<T>) {
+    return {verdict::none, 0};  // C arrays are checked inside structs, as their elements
+  } else if constexpr (has_own_codec<T>) {
+    return {std::is_base_of_v<raw_codec_tag, codec<T>> ? verdict::raw : verdict::encoded, 1};
+  } else if constexpr (std::is_pointer_v<T> || std::is_member_pointer_v<T>) {
+    return {verdict::pointer, 0};
+  } else if constexpr (!std::is_class_v<T> && !std::is_union_v<T>) {
+    return {verdict::raw, 2};  // arithmetic types, enums, nullptr_t: their bytes
+  } else if constexpr (is_instance<T, std::unique_ptr> || is_instance<T, std::shared_ptr> ||
+                       is_instance<T, std::weak_ptr> || is_instance<T, std::reference_wrapper>) {
+    return {verdict::pointer, 0};
+  } else if constexpr (is_instance<T, std::basic_string_view> || is_span<T> || is_instance<T, std::initializer_list>) {
+    return {verdict::view, 0};
+  } else if constexpr (is_instance<T, std::function>) {
+    return {verdict::function, 0};
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return {verdict::encoded, 3};
+  } else if constexpr (is_std_array<T>) {
+    constexpr verdict item = verdict_of<typename T::value_type, Depth>;
+    return {item, item == verdict::raw ? 2 : accepted(item) ? 3 : 0};
+  } else if constexpr (is_sequence<T> || is_associative<T> || is_instance<T, std::optional> ||
+                       is_instance<T, std::pair> || is_instance<T, std::tuple> || is_instance<T, std::variant>) {
+    constexpr verdict items = elements_verdict<T, Depth>();
+    return {items, accepted(items) ? 3 : 0};
+  } else if constexpr (is_instance<T, std::chrono::duration>) {
+    if constexpr (verdict_of<typename T::rep, Depth> == verdict::raw)
+      return {verdict::raw, 2};
+    else
+      return class_plan<T, Depth>();
+  } else if constexpr (is_instance<T, std::chrono::time_point>) {
+    if constexpr (verdict_of<typename T::duration, Depth> == verdict::raw)
+      return {verdict::raw, 2};
+    else
+      return class_plan<T, Depth>();
+  } else {
+    return class_plan<T, Depth>();
+  }
+}
+
+// The compile-time error for a refused type, naming the reason.
+template <typename T>
+constexpr void require_encodable() noexcept {
+  constexpr verdict v = verdict_of<T>;
+  static_assert(v != verdict::pointer,
+                "herd::codec cannot send this type between processes: it is or holds a pointer (a raw, smart "
+                "or member pointer, or a reference; maybe in a field or an element). An address means nothing "
+                "in another process: send the value it points to");
+  static_assert(v != verdict::view,
+                "herd::codec cannot send this type between processes: it is or holds a view (std::string_view, "
+                "std::span, std::initializer_list; maybe in a field or an element), which points into this "
+                "process's memory: send an owning std::string, std::vector or std::array");
+  static_assert(v != verdict::function,
+                "herd::codec cannot send this type between processes: it is or holds a std::function (maybe in "
+                "a field or an element): code and captures cannot travel; send data that says what to do");
+  static_assert(v != verdict::opaque,
+                "herd::codec cannot send this type between processes: it is or holds a trivially copyable class "
+                "that is not an aggregate (private members) or a union, so herd cannot see whether it holds a "
+                "pointer. If its bytes are its whole value, opt in: template <> struct herd::codec<T> : "
+                "herd::raw_codec<T> {}; or give it a cereal serialize() function");
+  static_assert(v != verdict::too_many,
+                "herd::codec cannot send this type between processes: it is or holds a struct with more than "
+                "1024 fields and C-array elements, more than herd checks one by one: hold large buffers in a "
+                "std::array (checked once) or a std::vector, or opt in: template <> struct herd::codec<T> : "
+                "herd::raw_codec<T> {};");
+  static_assert(v != verdict::unbuildable,
+                "herd::codec cannot send this type between processes: it is or holds a struct the receiver "
+                "cannot rebuild: it needs a default constructor and assignable fields (no const or reference "
+                "members)");
+  static_assert(v != verdict::none,
+                "herd::codec cannot send this type between processes: make it trivially copyable, a plain "
+                "aggregate struct of encodable fields, give it a cereal serialize() function, or specialize "
+                "herd::codec<T> (herd/codec.hpp)");
 }
 
 }  // namespace detail
@@ -149,12 +470,11 @@ struct codec {
   using herd_default_rules = void;  // absent from user specializations (see `encodable`)
 
   static void encode(encoder& e, const T& v) {
-    constexpr int rule = detail::rule_for<T>();
-    static_assert(rule != 0,
-                  "herd::codec cannot send this type between processes: make it trivially copyable, a plain "
-                  "aggregate struct of encodable fields, give it a cereal serialize() function, or specialize "
-                  "herd::codec<T> (herd/codec.hpp)");
-    if constexpr (rule == 2) {
+    detail::require_encodable<T>();
+    constexpr int rule = detail::plan_of<T>.rule;
+    if constexpr (rule == 0) {
+      // refused: the static_assert above says why (nothing more is instantiated)
+    } else if constexpr (rule == 2) {
       e.bytes(&v, sizeof v);
     } else if constexpr (std::is_same_v<T, std::string>) {
       e.size(v.size());
@@ -163,7 +483,8 @@ struct codec {
       for (const auto& item : v) e.value(item);
     } else if constexpr (detail::is_sequence<T> || detail::is_associative<T>) {
       e.size(v.size());
-      if constexpr (detail::is_instance<T, std::vector> && detail::is_raw<typename T::value_type> &&
+      if constexpr (detail::is_instance<T, std::vector> &&
+                    detail::verdict_of<typename T::value_type> == detail::verdict::raw &&
                     !std::is_same_v<typename T::value_type, bool>) {
         e.bytes(v.data(), v.size() * sizeof(typename T::value_type));
       } else {
@@ -196,9 +517,11 @@ struct codec {
   }
 
   static T decode(decoder& d) {
-    constexpr int rule = detail::rule_for<T>();
-    static_assert(rule != 0, "herd::codec cannot receive this type: see herd::codec<T>::encode");
-    if constexpr (std::is_same_v<T, bool>) {
+    detail::require_encodable<T>();
+    constexpr int rule = detail::plan_of<T>.rule;
+    if constexpr (rule == 0) {
+      decoder::fail("a type herd refuses");  // never runs: the static_assert above stops the build
+    } else if constexpr (std::is_same_v<T, bool>) {
       // Any other byte would be a bool with an impossible value (undefined behaviour to read).
       std::uint8_t b;
       d.bytes(&b, 1);
@@ -219,7 +542,7 @@ struct codec {
       using item_type = typename T::value_type;
       const std::size_t n = d.size();
       T v;
-      if constexpr (detail::is_instance<T, std::vector> && detail::is_raw<item_type> &&
+      if constexpr (detail::is_instance<T, std::vector> && detail::verdict_of<item_type> == detail::verdict::raw &&
                     !std::is_same_v<item_type, bool>) {
         if (n > d.remaining() / sizeof(item_type)) decoder::fail("a vector is longer than its message");
         v.resize(n);
@@ -285,9 +608,11 @@ struct codec {
 };
 
 /// True if `T` can cross a process boundary: a `codec<T>` specialization exists, or herd's
-/// rules cover it (for containers, checked one level deep; the elements' own codec reports the rest).
+/// rules cover `T` and everything it holds (fields, C-array elements, container elements, at any
+/// depth), with no pointer, view or `std::function` among them. Never a hard error: where it is
+/// false, encoding `T` is the compile-time error that names the reason.
 template <typename T>
-concept encodable = !requires { typename codec<T>::herd_default_rules; } || detail::rule_for<T>() != 0;
+concept encodable = detail::accepted(detail::verdict_of<T>);
 
 template <typename T>
 void encoder::value(const T& v) {

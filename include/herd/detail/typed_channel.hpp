@@ -27,9 +27,7 @@ namespace herd::detail {
 
 template <typename T>
 void check_message_type() {
-  static_assert(encodable<T>,
-                "herd: this message type cannot travel between processes (see herd/codec.hpp: make it trivially "
-                "copyable, an aggregate, cereal-serializable, or specialize herd::codec<T>)");
+  require_encodable<T>();  // if T cannot travel, herd::codec's static_assert says why
   static_assert(std::is_default_constructible_v<T>, "herd: message types must be default-constructible");
 }
 
