@@ -23,36 +23,35 @@ struct position {  // 24 bytes: not lock-free, so load and store take the lock
   double x, y, z;
 };
 
-// The shared memory object mapped at `address` (its inode in /proc/self/maps: every anonymous
-// shared mapping has one of its own), 0 if none. Checking the object, not the address: once
-// unmapped, the address may be given to another mapping (ASan's allocator does so).
-unsigned long mapping_at(const void* address) {
-  const auto where = reinterpret_cast<std::uintptr_t>(address);
+// The inode of each mapping of this process, with its address range. Every anonymous shared
+// mapping has an inode of its own, so a test can check the object, not the address: once
+// unmapped, an address may be given to another mapping (ASan's allocator does so).
+template <typename Visit>
+void each_mapping(Visit visit) {
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) {
     std::uintptr_t from = 0, to = 0;
     unsigned long inode = 0;
     char perms[8], offset[32], device[16];
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %31s %15s %lu", &from, &to, perms, offset, device, &inode) == 6 &&
-        where >= from && where < to)
-      return inode;
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %31s %15s %lu", &from, &to, perms, offset, device, &inode) == 6)
+      visit(from, to, inode);
   }
-  return 0;
+}
+
+unsigned long mapping_at(const void* address) {
+  const auto where = reinterpret_cast<std::uintptr_t>(address);
+  unsigned long found = 0;
+  each_mapping([&](std::uintptr_t from, std::uintptr_t to, unsigned long inode) {
+    if (where >= from && where < to) found = inode;
+  });
+  return found;
 }
 
 bool still_mapped(unsigned long inode) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    std::uintptr_t from = 0, to = 0;
-    unsigned long found = 0;
-    char perms[8], offset[32], device[16];
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %31s %15s %lu", &from, &to, perms, offset, device, &found) == 6 &&
-        found == inode)
-      return true;
-  }
-  return false;
+  bool found = false;
+  each_mapping([&](std::uintptr_t, std::uintptr_t, unsigned long i) { found = found || i == inode; });
+  return found;
 }
 
 }  // namespace

@@ -146,6 +146,28 @@ asio::awaitable<void> woken_exactly(asio::any_io_executor ex, herd::shared_value
   CHECK(woken.load() == n);
 }
 
+// Two live waiters arrive (`registered` reaches `registered_then`): notify() wakes exactly one of
+// them, notify_all() the other; `woken_before` were woken earlier.
+asio::awaitable<void> two_waiters_woken_one_then_all(asio::any_io_executor ex, herd::condition c,
+                                                     herd::shared_value<int> registered,
+                                                     herd::shared_value<int> woken, int registered_then,
+                                                     int woken_before) {
+  auto a = condition_waiter(ex, c, registered, woken);
+  auto b = condition_waiter(ex, c, registered, woken);
+  {
+    auto g = co_await guard_once_registered(ex, c, registered, registered_then);
+    c.notify();
+  }
+  co_await woken_exactly(ex, woken, woken_before + 1);
+  {
+    auto g = co_await c.async_guard();
+    c.notify_all();
+  }
+  CHECK(co_await a.async_result());
+  CHECK(co_await b.async_result());
+  CHECK(woken.load() == woken_before + 2);
+}
+
 }  // namespace
 
 TEST_SUITE("sync") {
@@ -655,20 +677,7 @@ TEST_SUITE("sync") {
       }
       CHECK(co_await first.async_result());
       CHECK(woken.load() == 1);
-      auto a = condition_waiter(ex, c, registered, woken);
-      auto b = condition_waiter(ex, c, registered, woken);
-      {
-        auto g = co_await guard_once_registered(ex, c, registered, 4);
-        c.notify();
-      }
-      co_await woken_exactly(ex, woken, 2);
-      {
-        auto g = co_await c.async_guard();
-        c.notify_all();
-      }
-      CHECK(co_await a.async_result());
-      CHECK(co_await b.async_result());
-      CHECK(woken.load() == 3);
+      co_await two_waiters_woken_one_then_all(ex, c, registered, woken, 4, 1);
     });
   }
 
@@ -745,20 +754,7 @@ TEST_SUITE("sync") {
         auto g = co_await c.async_guard();
         c.notify();  // only the abandoned wait is registered: wakes nobody
       }
-      auto a = condition_waiter(ex, c, registered, woken);
-      auto b = condition_waiter(ex, c, registered, woken);
-      {
-        auto g = co_await guard_once_registered(ex, c, registered, 2);
-        c.notify();
-      }
-      co_await woken_exactly(ex, woken, 1);
-      {
-        auto g = co_await c.async_guard();
-        c.notify_all();
-      }
-      CHECK(co_await a.async_result());
-      CHECK(co_await b.async_result());
-      CHECK(woken.load() == 2);
+      co_await two_waiters_woken_one_then_all(ex, c, registered, woken, 2, 0);
     });
   }
 
