@@ -5,6 +5,7 @@
 #include <herd/detail/channel.hpp>
 #include "detail/group_watchdog.hpp"
 #include "detail/io.hpp"
+#include "detail/outcome.hpp"
 #include "detail/unique_fd.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -170,16 +171,17 @@ bool write_all(int fd, const char* data, std::size_t size) noexcept {
   return true;
 }
 
-// Sends the outcome (`head` then `body`) without ever waiting: the parent reads it only once this
-// process has ended. What fits in the socket's buffer goes inline; the rest in a memfd passed
-// with a one-byte marker (SCM_RIGHTS), which the kernel keeps in flight after this process is
-// gone. MSG_NOSIGNAL: a parent that stopped listening (a detached child) is EPIPE, not SIGPIPE.
-void send_outcome(int fd, std::string_view head, std::string_view body) noexcept {
-  constexpr std::size_t inline_limit = 16 * 1024;  // far below any unix socket's send buffer
-  const std::size_t total = head.size() + body.size();
+// Sends the outcome record (detail/outcome.hpp) without ever waiting: the parent reads it only
+// once this process has ended. What travels inline and fits in the socket's buffer goes inline;
+// the rest in a memfd passed with the marker (SCM_RIGHTS), which the kernel keeps in flight
+// after this process is gone. MSG_NOSIGNAL: a parent that stopped listening (a detached child)
+// is EPIPE, not SIGPIPE.
+void send_outcome(int fd, outcome_record record) noexcept {
+  const std::size_t total = record.size();
   std::size_t sent = 0;
-  if (total <= inline_limit) {
-    iovec parts[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+  if (travels_inline(total)) {
+    iovec parts[2] = {{const_cast<char*>(record.head.data()), record.head.size()},
+                      {const_cast<char*>(record.body.data()), record.body.size()}};
     msghdr message{};
     message.msg_iov = parts;
     message.msg_iovlen = 2;
@@ -192,11 +194,9 @@ void send_outcome(int fd, std::string_view head, std::string_view body) noexcept
   }
   const int memory = static_cast<int>(::syscall(SYS_memfd_create, "herd-outcome", MFD_CLOEXEC));
   if (memory < 0) return;  // the parent reports an unreadable outcome
-  const std::size_t head_left = sent < head.size() ? head.size() - sent : 0;
-  const std::size_t body_from = sent > head.size() ? sent - head.size() : 0;
-  if (write_all(memory, head.data() + (head.size() - head_left), head_left) &&
-      write_all(memory, body.data() + body_from, body.size() - body_from)) {
-    char marker = 'M';
+  const outcome_record rest = unsent_part(record, sent);
+  if (write_all(memory, rest.head.data(), rest.head.size()) && write_all(memory, rest.body.data(), rest.body.size())) {
+    char marker = memfd_marker;
     iovec part{&marker, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr message{};
@@ -235,14 +235,10 @@ void send_exception(int fd) noexcept {
     } catch (...) {
       message = "(not derived from std::exception)";
     }
-    std::string record = "E";
-    const auto length = static_cast<std::uint32_t>(type.size());
-    record.append(reinterpret_cast<const char*>(&length), sizeof length);
-    record += type;
-    record += message;
-    send_outcome(fd, record, {});
+    const std::string record = encode_exception(type, message);
+    send_outcome(fd, {record, {}});
   } catch (...) {
-    send_outcome(fd, "E", {});
+    send_outcome(fd, {lost_exception_record(), {}});
   }
 }
 
@@ -335,8 +331,8 @@ void read_outcome(int fd, std::string& received) noexcept {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;  // all of it (or the peer never sent anything)
       const std::vector<unique_fd> memories = received_descriptors(message);
-      // A memfd arrives with its one-byte marker, the last byte of this read.
-      received.append(buffer.data(), static_cast<std::size_t>(n) - (memories.empty() ? 0 : 1));
+      // A memfd arrives with its marker, the last byte of this read.
+      received += outcome_part_of_read(std::string_view(buffer.data(), static_cast<std::size_t>(n)), memories.size());
       for (const unique_fd& memory : memories) {
         const auto size = file_size(memory.get());
         if (!size) continue;
@@ -351,7 +347,7 @@ void read_outcome(int fd, std::string& received) noexcept {
 }
 
 void result_sink::send_value(std::string_view bytes) {
-  send_outcome(fd_, "R", bytes);
+  send_outcome(fd_, result_record(bytes));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,27 +508,17 @@ std::string describe_process(const function_process& state) {
 }  // namespace
 
 std::exception_ptr outcome_of(const function_process& state, std::string& bytes) {
-  const std::string& got = state.received;
+  const parsed_outcome outcome = parse_outcome(state.received);
   const std::string who = describe_process(state);
-  if (!got.empty() && got[0] == 'R') {
-    bytes.assign(got, 1, std::string::npos);
+  if (outcome.kind == outcome_kind::result) {
+    bytes.assign(outcome.bytes);
     return nullptr;
   }
-  if (!got.empty() && got[0] == 'E') {
-    std::uint32_t length = 0;
-    if (got.size() >= 1 + sizeof length) {
-      std::memcpy(&length, got.data() + 1, sizeof length);
-      if (got.size() >= 1 + sizeof length + length) {
-        const std::size_t message_at = 1 + sizeof length + length;
-        return std::make_exception_ptr(child_error(got.substr(1 + sizeof length, length), got.substr(message_at),
-                                                   state.pid, state.name, state.function()));
-      }
-    }
-    return std::make_exception_ptr(child_error("unknown exception", "(its description was lost)", state.pid,
+  if (outcome.kind == outcome_kind::exception)
+    return std::make_exception_ptr(child_error(std::string(outcome.type), std::string(outcome.message), state.pid,
                                                state.name, state.function()));
-  }
   const exit_status status = state.status.value_or(exit_status());
-  if (!got.empty())
+  if (outcome.kind == outcome_kind::unreadable)
     return std::make_exception_ptr(boost::system::system_error(errc::bad_message, who + " sent an unreadable outcome"));
   if (status.signaled())
     return std::make_exception_ptr(
