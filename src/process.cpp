@@ -193,7 +193,7 @@ void send_outcome(int fd, outcome_record record) noexcept {
     if (sent == total) return;
   }
   const int memory = static_cast<int>(::syscall(SYS_memfd_create, "herd-outcome", MFD_CLOEXEC));
-  if (memory < 0) return;  // the parent reports an unreadable outcome
+  if (memory < 0) return;  // nothing sent: the parent reports an end without a result
   const outcome_record rest = unsent_part(record, sent);
   if (write_all(memory, rest.head.data(), rest.head.size()) && write_all(memory, rest.body.data(), rest.body.size())) {
     char marker = memfd_marker;
@@ -509,7 +509,6 @@ std::string describe_process(const function_process& state) {
 
 std::exception_ptr outcome_of(const function_process& state, std::string& bytes) {
   const parsed_outcome outcome = parse_outcome(state.received);
-  const std::string who = describe_process(state);
   if (outcome.kind == outcome_kind::result) {
     bytes.assign(outcome.bytes);
     return nullptr;
@@ -517,6 +516,8 @@ std::exception_ptr outcome_of(const function_process& state, std::string& bytes)
   if (outcome.kind == outcome_kind::exception)
     return std::make_exception_ptr(child_error(std::string(outcome.type), std::string(outcome.message), state.pid,
                                                state.name, state.function()));
+  // Described only for a failure (naming the function demangles it).
+  const std::string who = describe_process(state);
   const exit_status status = state.status.value_or(exit_status());
   if (outcome.kind == outcome_kind::unreadable)
     return std::make_exception_ptr(boost::system::system_error(errc::bad_message, who + " sent an unreadable outcome"));
