@@ -8,6 +8,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -220,6 +222,32 @@ TEST_SUITE("run") {
     CHECK(ec == asio::error::operation_aborted);
     CHECK(result.status.signal() == SIGTERM);
     CHECK(result.status.reason() == herd::exit_reason::cancelled);
+  }
+
+  TEST_CASE("a coroutine cancelled while it awaits async_run with the default token stops the program") {
+    leak_check guard;
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::string what;
+    bool aborted = false;
+    const auto start = std::chrono::steady_clock::now();
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          try {
+            co_await herd::async_run(io.get_executor(), herd::command("sleep", "100"));
+          } catch (const boost::system::system_error& e) {
+            aborted = e.code() == asio::error::operation_aborted;
+            what = e.what();
+          }
+        },
+        asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+    asio::steady_timer timer(io, 50ms);
+    timer.async_wait([&](herd::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    io.run();
+    CHECK(aborted);
+    CHECK(what.find("sleep 100") != std::string::npos);  // the description names what was stopped
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
   }
 
   TEST_CASE("stdio can be files, /dev/null, inherited, or stderr merged into stdout") {
