@@ -36,6 +36,8 @@ f.update(run([os.path.join(bench, "bench_process")]))
 f.update(run([sys.executable, os.path.join(python_dir, "process.py")]))
 f.update(run([os.path.join(bench, "bench_queue")]))
 f.update(run([sys.executable, os.path.join(python_dir, "queues.py")]))
+f.update(run([os.path.join(bench, "bench_fork_stall")]))
+f.update(run([sys.executable, os.path.join(python_dir, "fork_stall.py")]))
 f.update(run([os.path.join(bench, "bench_sync")]))
 f.update(run([sys.executable, os.path.join(python_dir, "sync.py")]))
 
@@ -59,6 +61,8 @@ rows = [
     ("1 MiB queue MB/s: herd / Python", ratio("herd_queue_1mib", "python_queue_1mib"), ">= 5"),
     ("pipe round trip: Python / herd", ratio("python_pipe_round_trip", "herd_pipe_round_trip"), ">= 2"),
     ("pipe round trip: herd / raw blocking socketpair", ratio("herd_pipe_round_trip", "raw_socketpair_round_trip"), "<= 1.5"),
+    ("fork stall of a start, 1 GiB parent: herd / empty parent", ratio("herd_start_call_1024mib", "herd_start_call_0mib"), "(grows: issue 12 cures)"),
+    ("fork stall of a start, 1 GiB parent: Python / herd", ratio("python_start_call_1024mib", "herd_start_call_1024mib"), "(both fork)"),
     ("2x100k locked increments: herd lock / Python Value+Lock", ratio("herd_lock_2x100k", "python_value_lock_2x100k"), ">= 3"),
     ("2x100k increments: herd fetch_add / Python Value+Lock", ratio("herd_atomic_2x100k", "python_value_lock_2x100k"), ">= 20"),
     ("uncontended acquire+release: herd / Python", ratio("herd_lock_uncontended", "python_lock_uncontended"), "> 1"),
