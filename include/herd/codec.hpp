@@ -40,11 +40,21 @@
 
 namespace herd {
 
+namespace detail {
+class outgoing_message;
+}  // namespace detail
+
 /// Appends encoded values to a string.
 class encoder {
  public:
   explicit encoder(std::string& out) noexcept : out_(out) {}
-  void bytes(const void* data, std::size_t size) { out_.append(static_cast<const char*>(data), size); }
+  void bytes(const void* data, std::size_t size) {
+    if (overflow_ && size > limit_ - out_.size()) [[unlikely]] {
+      limit_ = overflow_(context_, data, size);
+      return;
+    }
+    out_.append(static_cast<const char*>(data), size);
+  }
   void size(std::size_t n) {
     const std::uint64_t v = n;
     bytes(&v, sizeof v);
@@ -53,7 +63,18 @@ class encoder {
   void value(const T& v);
 
  private:
+  friend class detail::outgoing_message;
+  // herd's channels: `out` holds at most `limit` bytes; `overflow` takes the bytes that would
+  // pass it (a message larger than that is written into a memfd as it is encoded) and returns
+  // the limit from then on.
+  using overflow_function = std::size_t (*)(void* context, const void* data, std::size_t size) noexcept;
+  encoder(std::string& out, std::size_t limit, overflow_function overflow, void* context) noexcept
+      : out_(out), overflow_(overflow), context_(context), limit_(limit) {}
+
   std::string& out_;
+  overflow_function overflow_ = nullptr;
+  void* context_ = nullptr;
+  std::size_t limit_ = 0;
 };
 
 /// Reads encoded values; a truncated or malformed input throws `boost::system::system_error`
