@@ -1,6 +1,8 @@
 // Queues and pipes, one producer child → the parent's coroutine:
 //  - 64-byte messages: put() per message (the default), pack_puts, put_many;
 //  - 1 MiB messages (shared slab);
+//  - one 1.5 GiB message (a memfd), timed from the producer's put() to the parent's get(), and
+//    the two apart (3 rounds: each holds ~4.5 GiB at its peak);
 //  - pipe round trip of a small message, parent coroutine ↔ child (blocking, so it polls for
 //    channel_options::spin before sleeping), against a raw SEQPACKET socketpair ping-pong
 //    between two processes that block in recv, and one whose both sides poll.
@@ -28,6 +30,8 @@ constexpr int rounds = 5;
 constexpr int small_count = 400'000;
 constexpr int large_count = 1000;
 constexpr std::size_t large_size = 1 << 20;
+constexpr int huge_rounds = 3;
+constexpr std::size_t huge_size = std::size_t(3) << 29;  // 1.5 GiB
 constexpr int round_trips = 20'000;
 
 using small_message = std::array<char, 64>;
@@ -72,6 +76,31 @@ asio::awaitable<void> large_messages(asio::any_io_executor ex, std::vector<doubl
     if ((co_await q.async_get()).size() != large_size) std::abort();
   rates.push_back(double(large_count) * large_size / micros_since(start));
   co_await producer.async_join();
+}
+
+// One 1.5 GiB std::string, child -> parent. CLOCK_MONOTONIC is the same clock in both
+// processes, so the producer's timestamps and the parent's compare.
+struct huge_times {
+  double rate;  // MB/s from the start of put() to the end of get()
+  double put;   // seconds in put()
+  double get;   // seconds from the end of put() to the end of get()
+};
+
+asio::awaitable<void> huge_message(asio::any_io_executor ex, std::vector<huge_times>& samples) {
+  herd::queue<std::string> q(ex);
+  auto producer = herd::start(ex, [q]() mutable {
+    std::string m(huge_size, 'x');
+    m.back() = '!';
+    const auto start = clock::now();
+    q.put(m);
+    return std::pair<double, double>(std::chrono::duration<double>(start.time_since_epoch()).count(),
+                                     std::chrono::duration<double>(clock::now().time_since_epoch()).count());
+  });
+  const std::string m = co_await q.async_get();
+  const double end = std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+  if (m.size() != huge_size || m.back() != '!') std::abort();
+  const auto [put_start, put_end] = co_await producer.async_result();
+  samples.push_back({huge_size / (end - put_start) / 1e6, put_end - put_start, end - put_end});
 }
 
 // Microseconds per round trip.
@@ -136,12 +165,14 @@ void raw_socketpair_round_trips(std::vector<double>& samples, bool polling) {
 
 int main() {
   std::vector<double> each, packed, many, large, pipe, raw, raw_polling;
+  std::vector<huge_times> huge;
   asio::io_context io;
   for (int round = 0; round < rounds; ++round) {
     run(io, small_messages(io.get_executor(), put_style::each, each));
     run(io, small_messages(io.get_executor(), put_style::packed, packed));
     run(io, small_messages(io.get_executor(), put_style::many, many));
     run(io, large_messages(io.get_executor(), large));
+    if (round < huge_rounds) run(io, huge_message(io.get_executor(), huge));
     run(io, pipe_round_trips(io.get_executor(), pipe));
     raw_socketpair_round_trips(raw, false);
     raw_socketpair_round_trips(raw_polling, true);
@@ -150,6 +181,14 @@ int main() {
   report("herd_queue_64b_pack_puts", median(packed), "msgs/s");
   report("herd_queue_64b_put_many", median(many), "msgs/s");
   report("herd_queue_1mib", median(large), "MB/s");
+  const auto huge_median = [&](double huge_times::*field) {
+    std::vector<double> values;
+    for (const auto& h : huge) values.push_back(h.*field);
+    return median(values);
+  };
+  report("herd_queue_1_5gib", huge_median(&huge_times::rate), "MB/s");
+  report("herd_queue_1_5gib_put", huge_median(&huge_times::put), "s");
+  report("herd_queue_1_5gib_get", huge_median(&huge_times::get), "s");
   report("herd_pipe_round_trip", median(pipe), "us");
   report("raw_socketpair_round_trip", median(raw), "us");
   report("raw_socketpair_round_trip_polling", median(raw_polling), "us");

@@ -59,6 +59,7 @@ rows = [
     ("64 B queue msgs/s: herd pack_puts / Python put", ratio("herd_queue_64b_pack_puts", "python_queue_64b"), ">= 10"),
     ("64 B queue msgs/s: herd put_many / Python put", ratio("herd_queue_64b_put_many", "python_queue_64b"), ">= 10"),
     ("1 MiB queue MB/s: herd / Python", ratio("herd_queue_1mib", "python_queue_1mib"), ">= 5"),
+    ("1.5 GiB queue message MB/s: herd / Python", ratio("herd_queue_1_5gib", "python_queue_1_5gib"), "> 1"),
     ("pipe round trip: Python / herd", ratio("python_pipe_round_trip", "herd_pipe_round_trip"), ">= 2"),
     ("pipe round trip: herd / raw blocking socketpair", ratio("herd_pipe_round_trip", "raw_socketpair_round_trip"), "<= 1.5"),
     ("fork stall of a start, 1 GiB parent: herd / empty parent", ratio("herd_start_call_1024mib", "herd_start_call_0mib"), "(grows: issue 12 cures)"),

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -437,6 +439,172 @@ TEST_SUITE("queue") {
       for (int i = 0; i < 4; ++i) CHECK(q.try_put("small"));
       CHECK_FALSE(q.try_put("one too many"));
       for (int i = 0; i < 4; ++i) CHECK(co_await q.async_get() == "small");
+    });
+  }
+
+  TEST_CASE("a large put whose memfd finds no descriptor free fails with EMFILE, takes no place, and the queue goes on") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      // The memfd is made while the message is encoded, before put() takes a place.
+      herd::queue<std::string> q(ex, {.maxsize = 2});
+      const std::string large(3 << 20, 'x');
+      rlimit saved{};
+      REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+      int highest = 0;
+      for (int fd = 0; fd < 4096; ++fd)
+        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
+      rlimit low = saved;
+      low.rlim_cur = static_cast<rlim_t>(highest + 1);
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+      std::vector<int> fillers;
+      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+      herd::error_code blocking;
+      q.put(large, blocking);
+      auto [awaited] = co_await q.async_put(large, tuple);
+      for (int fd : fillers) ::close(fd);
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+      const herd::error_code emfile(EMFILE, boost::system::system_category());
+      CHECK(blocking == emfile);
+      CHECK(awaited == emfile);
+      CHECK(q.qsize() == 0);
+      CHECK(q.try_put(large));
+      CHECK(q.try_put("small"));
+      CHECK_FALSE(q.try_put("one too many"));
+      CHECK(co_await q.async_get() == large);
+      CHECK(q.get() == "small");
+    });
+  }
+
+  TEST_CASE("large messages go into sealed memfds as they are encoded: a huge field, many small pieces, a mix") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      // Larger than a slab slot (or, without a slab, than a packet), a message is written into
+      // its memfd while it is encoded: a huge field straight from the value, small pieces
+      // gathered first, in any order.
+      using mixed = std::tuple<std::string, std::vector<std::string>, std::vector<int>, std::string>;
+      const auto make = [](int seed, std::size_t head_size, int word_count) {
+        mixed m;
+        auto& [head, words, numbers, tail] = m;
+        head.assign(head_size, static_cast<char>('a' + seed));
+        if (head_size > 0) head.back() = '!';
+        for (int i = 0; i < word_count; ++i) words.push_back(std::to_string(i * seed));
+        numbers.resize(std::size_t(1) << 18);
+        std::iota(numbers.begin(), numbers.end(), seed);
+        tail = "end " + std::to_string(seed);
+        return m;
+      };
+      const mixed huge1 = make(1, 3 << 20, 20'000), huge2 = make(2, 3 << 20, 20'000);
+      const mixed pieces1 = make(3, 0, 40'000), pieces2 = make(4, 0, 40'000);  // ~0.5 MB each, 8-14 bytes a piece
+      herd::queue<mixed> q(ex);
+      auto producer = herd::start(ex, [q, &huge1]() mutable { q.put(huge1); });
+      CHECK(co_await q.async_get() == huge1);
+      co_await producer.async_join();
+      co_await q.async_put(huge2);
+      CHECK(q.get() == huge2);
+
+      // What travels is a sealed memfd: it cannot shrink under the receiver's mapping (a SIGBUS).
+      // Take the packet off the socket, look, and put it back.
+      std::vector<int> ends;
+      for (int fd = 3; fd < 1024 && ends.size() < 2; ++fd) {
+        int type = 0;
+        socklen_t length = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) ends.push_back(fd);
+      }
+      REQUIRE(ends.size() == 2);  // q's send end, receive end
+      q.put(huge1);
+      char packet[64];
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+      iovec data{packet, sizeof packet};
+      msghdr message{};
+      message.msg_iov = &data;
+      message.msg_iovlen = 1;
+      message.msg_control = control;
+      message.msg_controllen = sizeof control;
+      const ssize_t n = ::recvmsg(ends[1], &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      REQUIRE(n > 0);
+      cmsghdr* header = CMSG_FIRSTHDR(&message);
+      REQUIRE(header != nullptr);
+      REQUIRE(header->cmsg_type == SCM_RIGHTS);
+      int memory = -1;
+      std::memcpy(&memory, CMSG_DATA(header), sizeof memory);
+      const int seals = ::fcntl(memory, F_GET_SEALS);
+      CHECK((seals & F_SEAL_SHRINK) != 0);
+      CHECK((seals & F_SEAL_GROW) != 0);
+      CHECK((seals & F_SEAL_SEAL) != 0);  // for good
+      CHECK(::ftruncate(memory, 0) != 0);
+      data.iov_len = static_cast<std::size_t>(n);
+      REQUIRE(::sendmsg(ends[0], &message, MSG_NOSIGNAL) == n);
+      ::close(memory);
+      CHECK(co_await q.async_get() == huge1);
+
+      // Without a slab, every message past a packet goes into a memfd as it is encoded.
+      herd::queue<mixed> no_slab(ex, {.slab_slots = 0});
+      auto pieces_producer = herd::start(ex, [no_slab, &pieces1]() mutable { no_slab.put(pieces1); });
+      CHECK(co_await no_slab.async_get() == pieces1);
+      co_await pieces_producer.async_join();
+      no_slab.put(pieces2);
+      CHECK(co_await no_slab.async_get() == pieces2);
+      herd::queue<std::string> strings(ex, {.slab_slots = 0});
+      const std::string just_inline(65'532 - 8, 'i'), just_out(65'532 - 7, 'o');
+      auto sender = herd::start(ex, [strings, &just_inline, &just_out]() mutable {
+        strings.put(just_inline);
+        strings.put(just_out);
+      });
+      CHECK(co_await strings.async_get() == just_inline);
+      CHECK(co_await strings.async_get() == just_out);
+      co_await sender.async_join();
+    });
+  }
+
+  TEST_CASE("a large message's memfd from elsewhere is read when unsealed and is bad_message when shorter than its record") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<std::string> q(ex);
+      int send_end = -1;
+      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
+        int type = 0;
+        socklen_t length = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
+      }
+      REQUIRE(send_end >= 0);
+      std::string value(300'000, 'u');
+      value.back() = '?';
+      const std::string bytes = herd::encode(value);
+      // A memfd record (kind 2, 8 bytes: the length) and the memfd, as herd sends them.
+      const auto inject = [&](bool sealed, std::uint64_t claimed) {
+        const int memory = ::memfd_create("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        REQUIRE(memory >= 0);
+        REQUIRE(::write(memory, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+        if (sealed) REQUIRE(::fcntl(memory, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+        std::string packet("\x08\x00\x00\x80", 4);
+        packet.append(reinterpret_cast<const char*>(&claimed), sizeof claimed);
+        iovec data{packet.data(), packet.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr message{};
+        message.msg_iov = &data;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(header), &memory, sizeof memory);
+        REQUIRE(::sendmsg(send_end, &message, MSG_NOSIGNAL) == static_cast<ssize_t>(packet.size()));
+        ::close(memory);
+      };
+      inject(false, bytes.size());
+      CHECK(co_await q.async_get() == value);
+      inject(true, bytes.size());
+      CHECK(q.get() == value);
+      inject(true, bytes.size() + 1);
+      auto [short_sealed, v1] = co_await q.async_get(tuple);
+      CHECK(short_sealed == herd::errc::bad_message);
+      inject(false, bytes.size() + 1);
+      auto [short_unsealed, v2] = co_await q.async_get(tuple);
+      CHECK(short_unsealed == herd::errc::bad_message);
+      q.put("fine");
+      CHECK(q.get() == "fine");
     });
   }
 

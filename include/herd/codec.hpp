@@ -34,6 +34,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -58,11 +59,28 @@
 
 namespace herd {
 
+namespace detail {
+/// Decoded values this large have their memory made present before they are filled (prefault).
+inline constexpr std::size_t prefault_from = std::size_t(4) << 20;
+/// Makes the whole pages of [data, data + size) present and writable in one system call
+/// (MADV_POPULATE_WRITE; nothing on kernels before 5.14). Copying into fresh memory otherwise
+/// takes a page fault every 4 KiB: measured on a VM, 1.5 GiB copied in 0.5 s instead of 1 s.
+void prefault(void* data, std::size_t size) noexcept;
+
+class outgoing_message;
+}  // namespace detail
+
 /// Appends encoded values to a string.
 class encoder {
  public:
   explicit encoder(std::string& out) noexcept : out_(out) {}
-  void bytes(const void* data, std::size_t size) { out_.append(static_cast<const char*>(data), size); }
+  void bytes(const void* data, std::size_t size) {
+    if (overflow_ && size > limit_ - out_.size()) [[unlikely]] {
+      limit_ = overflow_(context_, data, size);
+      return;
+    }
+    out_.append(static_cast<const char*>(data), size);
+  }
   void size(std::size_t n) {
     const std::uint64_t v = n;
     bytes(&v, sizeof v);
@@ -71,7 +89,18 @@ class encoder {
   void value(const T& v);
 
  private:
+  friend class detail::outgoing_message;
+  // herd's channels: `out` holds at most `limit` bytes; `overflow` takes the bytes that would
+  // pass it (a message larger than that is written into a memfd as it is encoded) and returns
+  // the limit from then on.
+  using overflow_function = std::size_t (*)(void* context, const void* data, std::size_t size) noexcept;
+  encoder(std::string& out, std::size_t limit, overflow_function overflow, void* context) noexcept
+      : out_(out), overflow_(overflow), context_(context), limit_(limit) {}
+
   std::string& out_;
+  overflow_function overflow_ = nullptr;
+  void* context_ = nullptr;
+  std::size_t limit_ = 0;
 };
 
 /// Reads encoded values; a truncated or malformed input throws `boost::system::system_error`
@@ -533,7 +562,14 @@ struct codec {
       return v;
     } else if constexpr (std::is_same_v<T, std::string>) {
       const std::size_t n = d.size();
-      return std::string(d.take(n));
+      const std::string_view part = d.take(n);
+      std::string v;
+      if (n >= detail::prefault_from) {
+        v.reserve(n);
+        detail::prefault(v.data(), n);
+      }
+      v.assign(part);
+      return v;
     } else if constexpr (detail::is_std_array<T>) {
       T v;
       for (auto& item : v) item = d.value<typename T::value_type>();
@@ -545,8 +581,20 @@ struct codec {
       if constexpr (detail::is_instance<T, std::vector> && detail::verdict_of<item_type> == detail::verdict::raw &&
                     !std::is_same_v<item_type, bool>) {
         if (n > d.remaining() / sizeof(item_type)) decoder::fail("a vector is longer than its message");
-        v.resize(n);
-        d.bytes(v.data(), n * sizeof(item_type));
+        if (n * sizeof(item_type) >= detail::prefault_from) {
+          v.reserve(n);
+          detail::prefault(v.data(), n * sizeof(item_type));
+        }
+        if constexpr (std::is_same_v<item_type, char> || std::is_same_v<item_type, unsigned char> ||
+                      std::is_same_v<item_type, std::byte>) {
+          // Types that may view any bytes: one copy, without zeroing the vector first (resize).
+          const std::string_view part = d.take(n);
+          const auto* first = reinterpret_cast<const item_type*>(part.data());
+          v.assign(first, first + n);
+        } else {
+          v.resize(n);
+          d.bytes(v.data(), n * sizeof(item_type));
+        }
       } else {
         for (std::size_t i = 0; i < n; ++i) v.push_back(d.value<item_type>());
       }

@@ -59,12 +59,12 @@ class typed_channel {
   template <asio::completion_token_for<void(error_code)> Token>
   auto send_async(const T& value, Token&& token) {
     return asio::async_initiate<Token, void(error_code)>(
-        [](auto handler, std::shared_ptr<channel> ch, executor_type ex, std::string bytes) {
+        [](auto handler, std::shared_ptr<channel> ch, executor_type ex, outgoing_message message) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
           if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed)));
-          ch->async_send(home, std::move(bytes), std::move(handler));
+          ch->async_send(home, std::move(message), std::move(handler));
         },
-        token, channel_, executor_, herd::encode(value));
+        token, channel_, executor_, encode(value));
   }
 
   template <asio::completion_token_for<void(error_code, T)> Token>
@@ -82,10 +82,11 @@ class typed_channel {
           auto slot = asio::get_associated_cancellation_slot(handler);
           ch->async_receive(home, asio::bind_cancellation_slot(
                                       slot, asio::bind_executor(home, [handler = std::move(handler), ch](
-                                                                          error_code ec, std::string bytes) mutable {
+                                                                          error_code ec,
+                                                                          received_message message) mutable {
                                         T value{};
-                                        if (!ec) ec = decode(bytes, value);
-                                        ch->recycle(std::move(bytes));
+                                        if (!ec) ec = decode(message.bytes(), value);
+                                        ch->recycle(std::move(message));
                                         std::move(handler)(ec, ec ? T{} : std::move(value));
                                       })));
         },
@@ -106,7 +107,7 @@ class typed_channel {
 
   error_code send_blocking(const T& value, std::optional<std::chrono::milliseconds> timeout, bool block) {
     if (!channel_) return errc::closed;
-    return channel_->send(herd::encode(value), timeout, block);
+    return channel_->send(encode(value), timeout, block);
   }
 
   /// On an error `out` is untouched; an undecodable message is errc::bad_message (it is gone,
@@ -132,6 +133,11 @@ class typed_channel {
   }
 
  private:
+  // Large messages go into their memfd as they are encoded (see outgoing_message).
+  outgoing_message encode(const T& value) const {
+    return outgoing_message::encode(value, channel_ ? channel_->memory_limit() : std::size_t(-1));
+  }
+
   // `out` changes only on success; errc::bad_message for bytes that do not decode.
   static error_code decode(std::string_view bytes, T& out) {
     try {
@@ -144,7 +150,9 @@ class typed_channel {
 
   // Decodes a message straight from the channel's buffer.
   static message_sink decode_into(T& out) noexcept {
-    return {[](void* context, std::string_view bytes, std::string*) { return decode(bytes, *static_cast<T*>(context)); },
+    return {[](void* context, std::string_view bytes, received_message*) {
+              return decode(bytes, *static_cast<T*>(context));
+            },
             &out};
   }
 
