@@ -209,7 +209,15 @@ TEST_SUITE("sync") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::lock l(ex);
       herd::shared_value<long> total(ex, 0);
-      auto child = herd::start(ex, [l, total]() mutable {
+      herd::event holding(ex);
+      auto child = herd::start(ex, [l, total, holding]() mutable {
+        {
+          // Held for 100 ms first, so the parent's first acquire surely waits (a fast machine
+          // finishes the rest within one tick).
+          herd::lock_guard g(l);
+          holding.set();
+          ::usleep(100'000);
+        }
         for (int i = 0; i < 20'000; ++i) {
           herd::lock_guard g(l);
           *total.get() += 1;
@@ -228,14 +236,18 @@ TEST_SUITE("sync") {
           ++ticker->ticks;
         }
       }, asio::detached);
+      co_await holding.async_wait();
+      int ticks_while_waiting = 0;
       for (int i = 0; i < 2'000; ++i) {
+        const int before = ticker->ticks;
         auto g = co_await l.async_guard();
+        if (i == 0) ticks_while_waiting = ticker->ticks - before;
         *total.get() += 1;
       }
       CHECK((co_await child.async_join()).success());
       ticker->done = true;
       CHECK(total.load() == 22'000);
-      CHECK(ticker->ticks > 0);
+      CHECK(ticks_while_waiting > 10);  // the loop ran the ticker while the acquire waited 100 ms
     });
   }
 
