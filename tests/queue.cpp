@@ -30,6 +30,17 @@ using herd_test::leak_check;
 
 namespace {
 
+// The lowest SOCK_SEQPACKET descriptor of this process: with one queue made, its send end, into
+// which a test can write raw packets.
+int first_seqpacket_socket() {
+  for (int fd = 3; fd < 1024; ++fd) {
+    int type = 0;
+    socklen_t length = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) return fd;
+  }
+  return -1;
+}
+
 struct tagged {
   int producer;
   int sequence;
@@ -359,13 +370,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex);
-      // Find the queue's send end: the socket this process holds whose peer is also here.
-      int send_end = -1;
-      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
-        int type = 0;
-        socklen_t length = sizeof type;
-        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
-      }
+      const int send_end = first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       const char garbage[] = "\xff\xff\xff\xff this is no record";
       REQUIRE(::send(send_end, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);
@@ -389,12 +394,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex, {.maxsize = 2});
-      int send_end = -1;
-      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
-        int type = 0;
-        socklen_t length = sizeof type;
-        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
-      }
+      const int send_end = first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       REQUIRE(::send(send_end, "", 0, MSG_NOSIGNAL) == 0);
       auto [ec1, v1] = co_await q.async_get(tuple);
@@ -560,12 +560,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex);
-      int send_end = -1;
-      for (int fd = 3; fd < 1024 && send_end < 0; ++fd) {
-        int type = 0;
-        socklen_t length = sizeof type;
-        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) send_end = fd;
-      }
+      const int send_end = first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       std::string value(300'000, 'u');
       value.back() = '?';
