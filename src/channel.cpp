@@ -11,6 +11,7 @@
 //  4. Receive into a buffer of the maximum packet size, always with a control buffer.
 //  5. Flush a pending batch before closing.
 #include <herd/detail/channel.hpp>
+#include <herd/detail/deadline.hpp>
 #include <herd/detail/typed_channel.hpp>
 #include <herd/error.hpp>
 
@@ -971,12 +972,6 @@ std::array<std::shared_ptr<channel>, 2> channel::make_pipe(bool duplex, const ch
   return result;
 }
 
-namespace {
-std::optional<clock_type::time_point> deadline_after(std::optional<milliseconds> timeout) {
-  if (!timeout) return std::nullopt;
-  return clock_type::now() + *timeout;
-}
-}  // namespace
 
 std::size_t channel::memory_limit() const noexcept {
   const auto& o = state_->options;
@@ -1286,10 +1281,6 @@ void channel::async_join(const asio::any_io_executor& home, asio::any_completion
     return post_completion(home, std::move(handler), error_code(errc::invalid_argument));
   flush_all_channels();
   asio::async_compose<decltype(handler), void(error_code)>(join_op{shared_from_this(), home}, handler, home);
-}
-
-void throw_channel_error(error_code ec, const char* operation) {
-  throw boost::system::system_error(ec, std::string("herd: ") + operation);
 }
 
 void flush_all_channels() noexcept {

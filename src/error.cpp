@@ -43,6 +43,10 @@ const boost::system::error_category& error_category() noexcept {
   return category;
 }
 
+void detail::throw_error(error_code ec, const std::string& operation) {
+  throw boost::system::system_error(ec, "herd: " + operation);
+}
+
 child_error::child_error(std::string exception_type, std::string exception_message, int pid,
                          std::string process_name, std::string function)
     : boost::system::system_error(errc::child_exception, "herd: process '" + process_name + "' (pid " +

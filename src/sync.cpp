@@ -603,10 +603,6 @@ std::shared_ptr<void> allocate_shared_memory(std::size_t bytes) {
   return std::shared_ptr<void>(memory, [size](void* p) { ::munmap(p, size); });
 }
 
-void throw_sync_error(error_code ec, const char* operation) {
-  throw boost::system::system_error(ec, std::string("herd: ") + operation);
-}
-
 std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value) {
   if (kind == sync_kind::barrier && value == 0)
     throw boost::system::system_error(errc::invalid_argument, "herd: a barrier needs at least one party");

@@ -39,6 +39,11 @@ enum class errc : int {
 /// The "herd" error category.
 const boost::system::error_category& error_category() noexcept;
 
+namespace detail {
+/// Throws `system_error(ec)` whose what() is "herd: <operation>: <the error's message>".
+[[noreturn]] void throw_error(error_code ec, const std::string& operation);
+}  // namespace detail
+
 inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// What a function child threw, rethrown in the parent by `process::async_result()`:

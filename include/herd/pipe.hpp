@@ -68,7 +68,7 @@ class connection {
 
  private:
   static void check(error_code ec, const char* operation) {
-    if (ec) detail::throw_channel_error(ec, operation);
+    if (ec) detail::throw_error(ec, operation);
   }
   T take(std::optional<std::chrono::milliseconds> timeout, bool block, const char* operation) {
     T value{};

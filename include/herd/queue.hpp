@@ -80,7 +80,7 @@ class queue {
     for (const auto& v : values) messages.push_back(herd::encode(static_cast<const T&>(v)));
     std::size_t sent = 0;
     if (error_code ec = channel_.send_many(messages, sent))
-      detail::throw_channel_error(ec, ("put_many (" + std::to_string(sent) + " of " +
+      detail::throw_error(ec, ("put_many (" + std::to_string(sent) + " of " +
                                        std::to_string(messages.size()) + " put)").c_str());
   }
 
@@ -116,7 +116,7 @@ class queue {
   queue(const executor_type& ex, std::shared_ptr<detail::channel> ch) : channel_(ex, std::move(ch)) {}
 
   static void check(error_code ec, const char* operation) {
-    if (ec) detail::throw_channel_error(ec, operation);
+    if (ec) detail::throw_error(ec, operation);
   }
 
   T take(std::optional<std::chrono::milliseconds> timeout, bool block, const char* operation) {

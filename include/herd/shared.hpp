@@ -144,7 +144,7 @@ class shared_value {
   std::atomic_ref<T> ref() const { return std::atomic_ref<T>(*checked("an atomic operation")); }
   // A moved-from value has no memory: errc::not_running.
   T* checked(const char* operation) const {
-    if (!memory_) detail::throw_sync_error(errc::not_running, (std::string("shared_value: ") + operation).c_str());
+    if (!memory_) detail::throw_error(errc::not_running, std::string("shared_value: ") + operation);
     return get();
   }
 
@@ -200,7 +200,7 @@ class shared_array {
   }
 
   T& at(std::size_t i) const {
-    if (!memory_) detail::throw_sync_error(errc::not_running, "shared_array: element access");
+    if (!memory_) detail::throw_error(errc::not_running, "shared_array: element access");
     if (i >= size_)
       throw std::out_of_range("herd::shared_array: index " + std::to_string(i) + " is past its " +
                               std::to_string(size_) + " elements");

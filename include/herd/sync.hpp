@@ -39,14 +39,6 @@ inline constexpr adopt_lock_t adopt_lock{};
 
 namespace detail {
 
-[[noreturn]] void throw_sync_error(error_code ec, const char* operation);
-
-inline sync_deadline deadline_after(std::chrono::milliseconds timeout) {
-  // Beyond a century is forever (and would overflow the clock).
-  if (timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
-  return std::chrono::steady_clock::now() + timeout;
-}
-
 /// What every primitive has: its executor and its shared core.
 class sync_handle {
  public:
@@ -93,13 +85,13 @@ class sync_handle {
   }
 
   static void check(error_code ec, const char* operation) {
-    if (ec) throw_sync_error(ec, operation);
+    if (ec) throw_error(ec, operation);
   }
 
   // A moved-from handle has no core: its queries answer as a fresh primitive would, every other
   // call reports errc::not_running.
   sync_core& core(const char* operation) const {
-    if (!core_) throw_sync_error(errc::not_running, operation);
+    if (!core_) throw_error(errc::not_running, operation);
     return *core_;
   }
   sync_status status() const noexcept { return core_ ? sync_query(*core_) : sync_status{}; }
@@ -183,7 +175,7 @@ class lock_guard {
     owner_died_ = ec == errc::owner_died;
     if (ec && !owner_died_) {
       held_ = Lockable();
-      detail::throw_sync_error(ec, "acquire");
+      detail::throw_error(ec, "acquire");
     }
     owns_ = true;
   }

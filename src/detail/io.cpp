@@ -21,10 +21,6 @@
 
 #include <vector>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace herd::detail {
 
 long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept {

@@ -21,6 +21,12 @@
 #include <vector>
 
 #include <sys/socket.h>
+#include <sys/wait.h>
+
+// waitid() on a pidfd: Linux 5.4; glibc 2.36 headers do not name it.
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 namespace herd::detail {
 

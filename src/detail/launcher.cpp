@@ -13,9 +13,6 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 // glibc's own name for clone(). ThreadSanitizer intercepts clone() and treats it as fork(),
 // rewriting its state in the child, which here shares the parent's memory; __clone is not
@@ -43,7 +40,7 @@ launch_result launch(const launch_request& request) noexcept {
   int pidfd = -1;
   const int saved_errno = errno;
   // SIGCHLD as the exit signal: execve resets any other back to SIGCHLD anyway. A status taken
-  // by someone else (SIGCHLD ignored, a waitpid(-1)) is recovered from the pidfd (child.cpp).
+  // by someone else (SIGCHLD ignored, a waitpid(-1)) is recovered from the pidfd (reap, detail/io.cpp).
   pid_t pid = __clone(launch_child_main, stack + child_stack_size, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
                       &shared, &pidfd);
   int clone_error = errno;

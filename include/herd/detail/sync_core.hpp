@@ -4,6 +4,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/deadline.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -19,7 +20,7 @@ enum class sync_kind : std::uint8_t { lock, rlock, semaphore, bounded_semaphore,
 
 class sync_core;
 
-using sync_deadline = std::optional<std::chrono::steady_clock::time_point>;
+using sync_deadline = deadline;
 
 /// `value`: a semaphore's initial value (also a bounded one's maximum), a barrier's parties;
 /// errc::invalid_argument (naming it) for a barrier of no party or a value above 2^32 - 1.

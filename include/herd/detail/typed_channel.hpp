@@ -31,8 +31,6 @@ void check_message_type() {
   static_assert(std::is_default_constructible_v<T>, "herd: message types must be default-constructible");
 }
 
-[[noreturn]] void throw_channel_error(error_code ec, const char* operation);
-
 /// A channel end plus its home executor; the typed operations of queues and connections, and the
 /// one place they reach the channel. A moved-from end has no channel: close() and the queries
 /// are harmless, everything else reports errc::closed (its executor stays, for the completion).

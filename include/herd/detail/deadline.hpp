@@ -1,0 +1,18 @@
+// When a blocking operation with a timeout gives up: one rule for channels and synchronization.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+namespace herd::detail {
+
+using deadline = std::optional<std::chrono::steady_clock::time_point>;
+
+/// `timeout` from now; none (wait forever) without a timeout, or beyond a century, which would
+/// overflow the clock.
+inline deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) {
+  if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
+  return std::chrono::steady_clock::now() + *timeout;
+}
+
+}  // namespace herd::detail
