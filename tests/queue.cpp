@@ -346,6 +346,20 @@ TEST_SUITE("queue") {
         300s);
   }
 
+  TEST_CASE("a get with the largest timeout waits for the message instead of overflowing the clock") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      herd::queue<int> q(ex);
+      auto producer = herd::start(ex, [q]() mutable {
+        ::usleep(50'000);
+        q.put(7);
+      });
+      // now() + milliseconds::max() overflows: a timeout beyond a century means no deadline.
+      CHECK(q.get(std::chrono::milliseconds::max()) == 7);
+      CHECK((co_await producer.async_join()).success());
+    });
+  }
+
   TEST_CASE("timeouts, non-blocking gets and cancellation leave the queue usable") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
