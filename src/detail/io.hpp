@@ -8,7 +8,6 @@
 #include "unique_fd.hpp"
 
 #include <boost/asio/append.hpp>
-#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
@@ -30,9 +29,8 @@
 
 namespace herd::detail {
 
-/// Completes `handler` through `io_executor` (never inline in the initiating call), on the
-/// handler's own associated executor. `defer`, not `post`: called from the io_context's own
-/// thread, the completion goes to that thread's private queue, without the scheduler's lock.
+/// Completes `handler` through `io_executor` with `post` (never inline in the initiating call),
+/// on the handler's own associated executor.
 template <typename Handler, typename... Args>
 void post_completion(const asio::any_io_executor& io_executor, Handler&& handler, Args&&... args) {
   asio::post(io_executor, asio::append(std::forward<Handler>(handler), std::forward<Args>(args)...));
