@@ -1121,6 +1121,11 @@ error_code channel::join(std::optional<milliseconds> timeout) {
 // retry. They honour all cancellation types, including one that arrives between steps, and
 // never complete inside the initiating call.
 
+// Their one way into a channel's state.
+struct channel_access {
+  static channel::state& state_of(channel& c) noexcept { return *c.state_; }
+};
+
 namespace {
 
 template <typename Self>
@@ -1138,7 +1143,7 @@ struct receive_op {
 
   template <typename Self>
   void operator()(Self& op, error_code ec = {}) {
-    auto& s = owner->get_state();
+    auto& s = channel_access::state_of(*owner);
     if (!started) {
       started = true;
       op.reset_cancellation_state(asio::enable_total_cancellation());
@@ -1164,7 +1169,7 @@ struct send_op {
 
   template <typename Self>
   void operator()(Self& op, error_code ec = {}) {
-    auto& s = owner->get_state();
+    auto& s = channel_access::state_of(*owner);
     if (phase == finished) return op.complete(ec);
     if (phase == starting) {
       op.reset_cancellation_state(asio::enable_total_cancellation());
@@ -1211,7 +1216,7 @@ struct send_op {
 
   template <typename Self>
   void finish(Self& op, error_code ec, bool sent) {
-    auto& s = owner->get_state();
+    auto& s = channel_access::state_of(*owner);
     if (!sent) {
       if (holds_token) s.give_tokens(1);
       if (counted) s.uncounted_put();
@@ -1233,7 +1238,7 @@ struct join_op {
 
   template <typename Self>
   void operator()(Self& op, error_code ec = {}) {
-    auto& unfinished = owner->get_state().shared->header().unfinished;
+    auto& unfinished = channel_access::state_of(*owner).shared->header().unfinished;
     if (!started) {
       started = true;
       op.reset_cancellation_state(asio::enable_total_cancellation());
@@ -1251,7 +1256,7 @@ struct join_op {
     }
     // Wake on "all done", or after a short while anyway: that eventfd may be stale for a
     // moment (see counted_put), so the counter has the last word.
-    auto& watch = owner->get_state().done_watcher(home).stream;
+    auto& watch = channel_access::state_of(*owner).done_watcher(home).stream;
     backstop->async_wait(milliseconds(20), [weak = std::weak_ptr<channel>(owner), &watch](error_code e) {
       if (!e && weak.lock()) {
         error_code ignored;

@@ -2,6 +2,7 @@
 /// Everything herd offers, in one include.
 #pragma once
 
+#include <herd/channel_options.hpp>
 #include <herd/child.hpp>
 #include <herd/codec.hpp>
 #include <herd/command.hpp>
