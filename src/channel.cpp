@@ -17,6 +17,7 @@
 
 #include "detail/framing.hpp"
 #include "detail/io.hpp"
+#include "detail/process_hooks.hpp"
 #include "detail/unique_fd.hpp"
 
 #include <herd/detail/timer.hpp>
@@ -340,7 +341,14 @@ struct channel::state {
 
   void remember_pending() {
     static std::once_flag at_exit;
-    std::call_once(at_exit, [] { std::atexit(flush_all_channels); });  // rule 5, at exit too
+    std::call_once(at_exit, [] {
+      // Rule 5, and a batch never waits for a sender that waits: it leaves before herd waits for
+      // a child, before a fork (the child must not send it again), as a function child exits,
+      // and at this process's exit.
+      for (auto moment : {process_moment::before_wait, process_moment::before_fork, process_moment::child_exit})
+        add_process_hook(moment, flush_all_channels);
+      std::atexit(flush_all_channels);
+    });
     auto& r = pending();
     std::lock_guard guard(r.lock);
     if (r.owner != current_pid()) {

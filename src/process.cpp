@@ -2,10 +2,10 @@
 
 #include "detail/function_process.hpp"
 
-#include <herd/detail/channel.hpp>
 #include "detail/group_watchdog.hpp"
 #include "detail/io.hpp"
 #include "detail/outcome.hpp"
+#include "detail/process_hooks.hpp"
 #include "detail/unique_fd.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -308,7 +308,7 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
     send_exception(channel);
     code = 1;  // Python's exit code for an exception in run()
   }
-  flush_all_channels();  // what the function put leaves with it
+  run_process_hooks(process_moment::child_exit);  // what the function put leaves with it
   flush_stdio();
   exit_child(code);
 }
@@ -381,7 +381,7 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   // Text the parent buffered must not be printed again by the child, nor messages it packed
   // sent twice.
   flush_stdio();
-  flush_all_channels();
+  run_process_hooks(process_moment::before_fork);
 
   // If SIGCHLD is ignored, the kernel reaps a child that ends before the parent holds its
   // pidfd; then the child waits for the parent's word before it runs anything.
@@ -535,7 +535,7 @@ boost::system::system_error empty_handle_error() {
 void async_join_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler) {
   if (!state) return post_completion(ex, std::move(handler), error_code(errc::not_running), exit_status());
-  flush_all_channels();  // the child may be waiting for what this process packed
+  run_process_hooks(process_moment::before_wait);  // the child may be waiting for what this process packed
   state->wait(std::move(handler));
 }
 
@@ -550,7 +550,7 @@ void async_outcome_erased(const std::shared_ptr<function_process>& state, const 
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler) {
   if (!state)
     return post_completion(ex, std::move(handler), std::make_exception_ptr(empty_handle_error()), std::string());
-  flush_all_channels();
+  run_process_hooks(process_moment::before_wait);
   // The slot of `handler` reaches the wait: cancelling stops waiting, nothing else.
   auto slot = asio::get_associated_cancellation_slot(handler);
   auto handler_executor = asio::get_associated_executor(handler, state->executor);
@@ -624,14 +624,14 @@ std::optional<exit_status> process_base::status() const noexcept {
 
 exit_status process_base::join() {
   if (!state_) throw_empty();
-  detail::flush_all_channels();
+  detail::run_process_hooks(detail::process_moment::before_wait);
   state_->join_blocking(std::nullopt);
   return *state_->status;
 }
 
 std::optional<exit_status> process_base::join(std::chrono::milliseconds timeout) {
   if (!state_) throw_empty();
-  detail::flush_all_channels();
+  detail::run_process_hooks(detail::process_moment::before_wait);
   if (!state_->join_blocking(timeout)) return std::nullopt;
   return state_->status;
 }
