@@ -33,7 +33,7 @@ asio::awaitable<void> count_words(asio::any_io_executor ex, herd::stdio input) {
   auto words = herd::command("tr", "-cs", "A-Za-z", "\n").std_in(std::move(input)) |
                herd::command("tr", "A-Z", "a-z") | herd::command("sort") | herd::command("uniq", "-c") |
                herd::command("sort", "-rn");
-  herd::pipeline_result result = co_await herd::async_run_pipeline(ex, std::move(words));
+  herd::run_pipeline_result result = co_await herd::async_run_pipeline(ex, std::move(words));
 
   std::istringstream counts(result.std_out);
   std::string line;

@@ -1141,7 +1141,7 @@ bool cancelled(Self& op) {
   return op.get_cancellation_state().cancelled() != asio::cancellation_type::none;
 }
 
-// channel::async_receive, called once try_receive found nothing: waits until the socket is
+// channel::async_receive_erased, called once try_receive found nothing: waits until the socket is
 // readable, then tries again (another receiver may have taken the packet: wait again).
 struct receive_op {
   std::shared_ptr<channel> owner;
@@ -1277,19 +1277,19 @@ struct join_op {
 
 }  // namespace
 
-void channel::async_send(const asio::any_io_executor& home, outgoing_message message,
+void channel::async_send_erased(const asio::any_io_executor& home, outgoing_message message,
                          asio::any_completion_handler<void(error_code)> handler) {
   asio::async_compose<decltype(handler), void(error_code)>(send_op{shared_from_this(), home, std::move(message)},
                                                            handler, home);
 }
 
-void channel::async_receive(const asio::any_io_executor& home,
+void channel::async_receive_erased(const asio::any_io_executor& home,
                             asio::any_completion_handler<void(error_code, received_message)> handler) {
   asio::async_compose<decltype(handler), void(error_code, received_message)>(
       receive_op{shared_from_this(), home}, handler, home);
 }
 
-void channel::async_join(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler) {
+void channel::async_join_erased(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler) {
   if (!state_->joinable)
     return post_completion(home, std::move(handler), error_code(errc::invalid_argument));
   flush_all_channels();

@@ -323,12 +323,12 @@ pipe_reader& child::std_err() {
   return stream_or_throw(*impl_, impl_->err, "stderr");
 }
 
-void child::wait_impl(asio::any_completion_handler<void(error_code, exit_status)> handler) {
+void child::async_wait_erased(asio::any_completion_handler<void(error_code, exit_status)> handler) {
   if (!impl_) return detail::post_completion(executor_, std::move(handler), error_code(errc::not_running), exit_status());
   impl_->wait(std::move(handler));
 }
 
-void child::stop_impl(asio::any_completion_handler<void(error_code, exit_status)> handler) {
+void child::async_stop_erased(asio::any_completion_handler<void(error_code, exit_status)> handler) {
   if (!impl_) return detail::post_completion(executor_, std::move(handler), error_code(errc::not_running), exit_status());
   impl_->begin_stop(exit_reason::stopped);
   impl_->wait(std::move(handler));

@@ -546,7 +546,7 @@ void async_stop_erased(const std::shared_ptr<function_process>& state, const asi
   state->wait(std::move(handler));
 }
 
-void async_outcome_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
+void async_result_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler) {
   if (!state)
     return post_completion(ex, std::move(handler), std::make_exception_ptr(empty_handle_error()), std::string());

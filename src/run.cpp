@@ -20,7 +20,7 @@
 
 namespace herd {
 
-exit_status pipeline_result::status() const noexcept {
+exit_status run_pipeline_result::status() const noexcept {
   for (auto it = statuses.rbegin(); it != statuses.rend(); ++it)
     if (!it->success()) return *it;
   return statuses.empty() ? exit_status() : statuses.back();
@@ -29,7 +29,7 @@ exit_status pipeline_result::status() const noexcept {
 namespace detail {
 namespace {
 
-using pipeline_handler = asio::any_completion_handler<void(error_code, pipeline_result)>;
+using pipeline_handler = asio::any_completion_handler<void(error_code, run_pipeline_result)>;
 
 // Runs one or more stages connected stdout→stdin, feeding and draining them on a strand of
 // its own (its reads, writes, waits and timers complete concurrently), then completes once.
@@ -232,7 +232,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
   timer drain_deadline_;
   std::vector<std::shared_ptr<process_core>> children_;
   std::vector<pipe_reader*> readers_;
-  pipeline_result result_;
+  run_pipeline_result result_;
   error_code error_;
   error_code read_error_;
   exit_reason stop_reason_ = exit_reason::normal;
@@ -258,7 +258,7 @@ void async_run_erased(const asio::any_io_executor& ex, const command& cmd, const
   auto slot = asio::get_associated_cancellation_slot(handler);
   auto handler_executor = asio::get_associated_executor(handler, ex);
   pipeline_handler single = asio::bind_cancellation_slot(
-      slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](error_code ec, pipeline_result r) mutable {
+      slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](error_code ec, run_pipeline_result r) mutable {
         run_result single_result;
         single_result.status = r.statuses.empty() ? exit_status() : r.statuses.front();
         single_result.std_out = std::move(r.std_out);

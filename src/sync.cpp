@@ -907,7 +907,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
 
 }  // namespace
 
-void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
+void async_sync_erased(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
                 asio::any_completion_handler<void(error_code, std::size_t)> handler) {
   if (!core) return post_completion(home, std::move(handler), error_code(errc::not_running), std::size_t(0));
   std::make_shared<async_sync_op>(std::move(core), operation, home, std::move(handler))->start();

@@ -74,7 +74,7 @@ class child {
   template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
   auto async_wait(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code, exit_status)>(
-        [this](auto handler) { wait_impl(std::move(handler)); }, token);
+        [this](auto handler) { async_wait_erased(std::move(handler)); }, token);
   }
 
   /// Stops the child with its stop policy (close stdin, polite signal to the group, grace,
@@ -84,7 +84,7 @@ class child {
   template <asio::completion_token_for<void(error_code, exit_status)> Token = default_token>
   auto async_stop(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code, exit_status)>(
-        [this](auto handler) { stop_impl(std::move(handler)); }, token);
+        [this](auto handler) { async_stop_erased(std::move(handler)); }, token);
   }
 
   /// Closes the child's stdin pipe (it reads end of file); no effect if stdin is not a pipe.
@@ -102,8 +102,8 @@ class child {
 
  private:
   friend class scope;
-  void wait_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
-  void stop_impl(asio::any_completion_handler<void(error_code, exit_status)> handler);
+  void async_wait_erased(asio::any_completion_handler<void(error_code, exit_status)> handler);
+  void async_stop_erased(asio::any_completion_handler<void(error_code, exit_status)> handler);
 
   executor_type executor_;
   std::shared_ptr<detail::process_core> impl_;

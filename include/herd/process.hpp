@@ -178,7 +178,7 @@ void async_join_erased(const std::shared_ptr<function_process>& state, const asi
                        asio::any_completion_handler<void(error_code, exit_status)> handler);
 void async_stop_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                        asio::any_completion_handler<void(error_code, exit_status)> handler);
-void async_outcome_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
+void async_result_erased(const std::shared_ptr<function_process>& state, const asio::any_io_executor& ex,
                           asio::any_completion_handler<void(std::exception_ptr, std::string)> handler);
 /// What every call on an empty (moved-from or detached) handle reports: errc::not_running.
 boost::system::system_error empty_handle_error();
@@ -314,7 +314,7 @@ class process : public process_base {
         [](auto handler, std::shared_ptr<detail::function_process> s, executor_type e) {
           auto handler_executor = asio::get_associated_executor(handler, e);
           auto slot = asio::get_associated_cancellation_slot(handler);
-          detail::async_outcome_erased(
+          detail::async_result_erased(
               s, e, asio::bind_cancellation_slot(
                      slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](
                                                                      std::exception_ptr error, std::string bytes) mutable {

@@ -41,7 +41,7 @@ struct run_result {
 };
 
 /// What async_run_pipeline delivers.
-struct pipeline_result {
+struct run_pipeline_result {
   /// One status per stage, in order.
   std::vector<exit_status> statuses;
   /// What the last stage wrote to stdout, if it was a pipe (the default).
@@ -61,7 +61,7 @@ void async_run_erased(const asio::any_io_executor& ex, const command& cmd, const
                       asio::any_completion_handler<void(error_code, run_result)> handler);
 void async_run_pipeline_erased(const asio::any_io_executor& ex, const std::vector<command>& stages,
                                const run_options& options,
-                               asio::any_completion_handler<void(error_code, pipeline_result)> handler);
+                               asio::any_completion_handler<void(error_code, run_pipeline_result)> handler);
 }  // namespace detail
 
 /// Runs `cmd` to completion. Unless the command says otherwise, stdin is /dev/null and stdout
@@ -103,13 +103,13 @@ auto async_run(const asio::any_io_executor& ex, command cmd, Token&& token = {})
 /// stage's stdin and the last stage's stdout follow async_run's defaults; stderr of every
 /// stage is captured unless its command says otherwise.
 ///
-/// @par Completion signature `void(error_code, pipeline_result)`; with `check`, a failed
+/// @par Completion signature `void(error_code, run_pipeline_result)`; with `check`, a failed
 ///   pipeline (pipefail) completes with `errc::child_exited` or `errc::child_killed`.
 /// @par Cancellation terminal, partial, total: every stage is stopped with its stop policy.
-template <asio::completion_token_for<void(error_code, pipeline_result)> Token = detail::described_deferred_t>
+template <asio::completion_token_for<void(error_code, run_pipeline_result)> Token = detail::described_deferred_t>
 auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> stages, run_options options,
                         Token&& token = {}) {
-  return asio::async_initiate<Token, void(error_code, pipeline_result)>(
+  return asio::async_initiate<Token, void(error_code, run_pipeline_result)>(
       [](auto handler, const asio::any_io_executor& e, const std::vector<command>& s, const run_options& o) {
         detail::async_run_pipeline_erased(e, s, o, std::move(handler));
       },
@@ -117,7 +117,7 @@ auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> st
 }
 
 /// async_run_pipeline with default options.
-template <asio::completion_token_for<void(error_code, pipeline_result)> Token = detail::described_deferred_t>
+template <asio::completion_token_for<void(error_code, run_pipeline_result)> Token = detail::described_deferred_t>
 auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> stages, Token&& token = {}) {
   return herd::async_run_pipeline(ex, std::move(stages), run_options{}, std::forward<Token>(token));
 }

@@ -68,7 +68,7 @@ class sync_handle {
         [](auto handler, std::shared_ptr<sync_core> core, executor_type ex, sync_operation op, Deliver deliver) {
           executor_type home = asio::get_associated_executor(handler, ex);
           auto slot = asio::get_associated_cancellation_slot(handler);
-          sync_async(std::move(core), op, home,
+          async_sync_erased(std::move(core), op, home,
                      asio::bind_cancellation_slot(
                          slot, asio::bind_executor(home, [handler = std::move(handler), deliver](
                                                              error_code ec, std::size_t index) mutable {

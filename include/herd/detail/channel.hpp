@@ -140,12 +140,12 @@ class channel : public std::enable_shared_from_this<channel> {
   void recycle(received_message&& message) noexcept;
 
   /// `home` is the executor this process's waits run on (the first one wins per process).
-  /// async_receive waits for a message: call it once try_receive() found none (the typed layer
-  /// does), so a message already here costs no composed operation.
-  void async_send(const asio::any_io_executor& home, outgoing_message message,
-                  asio::any_completion_handler<void(error_code)> handler);
-  void async_receive(const asio::any_io_executor& home,
-                     asio::any_completion_handler<void(error_code, received_message)> handler);
+  /// async_receive_erased waits for a message: call it once try_receive() found none (the
+  /// typed layer does), so a message already here costs no composed operation.
+  void async_send_erased(const asio::any_io_executor& home, outgoing_message message,
+                         asio::any_completion_handler<void(error_code)> handler);
+  void async_receive_erased(const asio::any_io_executor& home,
+                            asio::any_completion_handler<void(error_code, received_message)> handler);
 
   /// Sends what a blocking sender has packed but not sent yet.
   error_code flush() noexcept;
@@ -159,7 +159,7 @@ class channel : public std::enable_shared_from_this<channel> {
   // joinable_queue
   error_code task_done() noexcept;
   error_code join(std::optional<std::chrono::milliseconds> timeout);
-  void async_join(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler);
+  void async_join_erased(const asio::any_io_executor& home, asio::any_completion_handler<void(error_code)> handler);
 
 
  private:

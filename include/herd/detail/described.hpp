@@ -1,5 +1,5 @@
 // The default completion token of operations whose result describes what failed (async_run's
-// run_result, async_run_pipeline's pipeline_result): a plain `co_await` throws a system_error
+// run_result, async_run_pipeline's run_pipeline_result): a plain `co_await` throws a system_error
 // whose what() carries that description, not only the error code's message
 // (docs/design/decisions.md, "Errors that keep their context").
 #pragma once

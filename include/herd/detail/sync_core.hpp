@@ -57,7 +57,7 @@ enum class sync_operation : std::uint8_t { acquire, wait };
 /// the barrier index (errc::not_running without a core: a moved-from handle); cancellation (any type) completes with operation_aborted and leaves the
 /// primitive as if the call had not been made, except that a condition's wait takes its lock
 /// again first and a barrier's breaks the barrier.
-void sync_async(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
+void async_sync_erased(std::shared_ptr<sync_core> core, sync_operation operation, const asio::any_io_executor& home,
                 asio::any_completion_handler<void(error_code, std::size_t)> handler);
 
 /// Memory shared with every process forked after it (MAP_SHARED | MAP_ANONYMOUS), zeroed; freed

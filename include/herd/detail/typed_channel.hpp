@@ -60,7 +60,7 @@ class typed_channel {
         [](auto handler, std::shared_ptr<channel> ch, executor_type ex, outgoing_message message) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
           if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed)));
-          ch->async_send(home, std::move(message), std::move(handler));
+          ch->async_send_erased(home, std::move(message), std::move(handler));
         },
         token, channel_, executor_, encode(value));
   }
@@ -78,7 +78,7 @@ class typed_channel {
           if (error_code ec = ch->try_receive(decode_into(value)); ec != errc::would_block)
             return asio::defer(home, asio::append(std::move(handler), ec, std::move(value)));  // T{} on an error
           auto slot = asio::get_associated_cancellation_slot(handler);
-          ch->async_receive(home, asio::bind_cancellation_slot(
+          ch->async_receive_erased(home, asio::bind_cancellation_slot(
                                       slot, asio::bind_executor(home, [handler = std::move(handler), ch](
                                                                           error_code ec,
                                                                           received_message message) mutable {
@@ -98,7 +98,7 @@ class typed_channel {
         [](auto handler, std::shared_ptr<channel> ch, executor_type ex) {
           asio::any_io_executor home = asio::get_associated_executor(handler, ex);
           if (!ch) return asio::post(home, asio::append(std::move(handler), error_code(errc::closed)));
-          ch->async_join(home, std::move(handler));
+          ch->async_join_erased(home, std::move(handler));
         },
         token, channel_, executor_);
   }
