@@ -1,5 +1,6 @@
 #include <herd/pipe.hpp>  // first: the header stands alone
 
+#include "support/descriptors.hpp"
 #include "support/leak_check.hpp"
 #include "support/run.hpp"
 
@@ -23,16 +24,6 @@ using herd_test::leak_check;
 namespace {
 
 constexpr auto tuple = asio::as_tuple(asio::deferred);
-
-// The lowest-numbered SEQPACKET socket this process holds: a pipe's first end.
-int first_seqpacket_socket() {
-  for (int fd = 3; fd < 1024; ++fd) {
-    int type = 0;
-    socklen_t length = sizeof type;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) return fd;
-  }
-  return -1;
-}
 
 }  // namespace
 
@@ -195,7 +186,7 @@ TEST_SUITE("pipe") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto [a, b] = herd::make_pipe<std::string>(ex);
-      const int a_socket = first_seqpacket_socket();
+      const int a_socket = herd_test::first_seqpacket_socket();
       REQUIRE(a_socket >= 0);
       const char garbage[] = "\xff\xff\xff\xff no record here";
       REQUIRE(::send(a_socket, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);

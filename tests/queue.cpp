@@ -1,5 +1,6 @@
 #include <herd/queue.hpp>  // first: the header stands alone
 
+#include "support/descriptors.hpp"
 #include "support/leak_check.hpp"
 #include "support/run.hpp"
 
@@ -20,6 +21,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,17 +31,6 @@ namespace asio = boost::asio;
 using herd_test::leak_check;
 
 namespace {
-
-// The lowest SOCK_SEQPACKET descriptor of this process: with one queue made, its send end, into
-// which a test can write raw packets.
-int first_seqpacket_socket() {
-  for (int fd = 3; fd < 1024; ++fd) {
-    int type = 0;
-    socklen_t length = sizeof type;
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) return fd;
-  }
-  return -1;
-}
 
 struct tagged {
   int producer;
@@ -384,7 +375,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex);
-      const int send_end = first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       const char garbage[] = "\xff\xff\xff\xff this is no record";
       REQUIRE(::send(send_end, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);
@@ -408,7 +399,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex, {.maxsize = 2});
-      const int send_end = first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       REQUIRE(::send(send_end, "", 0, MSG_NOSIGNAL) == 0);
       auto [ec1, v1] = co_await q.async_get(tuple);
@@ -433,20 +424,11 @@ TEST_SUITE("queue") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex, {.maxsize = 4, .slab_slots = 0});  // large messages go in a memfd
       co_await q.async_put(std::string(3 << 20, 'x'));
-      // No descriptor free: the limit at the highest open one, every gap below it filled.
-      rlimit saved{};
-      REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-      int highest = 0;
-      for (int fd = 0; fd < 4096; ++fd)
-        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
-      rlimit low = saved;
-      low.rlim_cur = static_cast<rlim_t>(highest + 1);
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-      std::vector<int> fillers;
-      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
-      auto [ec, value] = co_await q.async_get(tuple);
-      for (int fd : fillers) ::close(fd);
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+      herd::error_code ec;
+      {
+        herd_test::no_descriptor_free exhausted;
+        std::tie(ec, std::ignore) = co_await q.async_get(tuple);
+      }
       CHECK(ec == boost::system::error_code(EMFILE, boost::system::system_category()));
       CHECK(q.qsize() == 0);
       // The queue goes on, its bound intact.
@@ -462,21 +444,12 @@ TEST_SUITE("queue") {
       // The memfd is made while the message is encoded, before put() takes a place.
       herd::queue<std::string> q(ex, {.maxsize = 2});
       const std::string large(3 << 20, 'x');
-      rlimit saved{};
-      REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-      int highest = 0;
-      for (int fd = 0; fd < 4096; ++fd)
-        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
-      rlimit low = saved;
-      low.rlim_cur = static_cast<rlim_t>(highest + 1);
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-      std::vector<int> fillers;
-      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
-      herd::error_code blocking;
-      q.put(large, blocking);
-      auto [awaited] = co_await q.async_put(large, tuple);
-      for (int fd : fillers) ::close(fd);
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+      herd::error_code blocking, awaited;
+      {
+        herd_test::no_descriptor_free exhausted;
+        q.put(large, blocking);
+        std::tie(awaited) = co_await q.async_put(large, tuple);
+      }
       const herd::error_code emfile(EMFILE, boost::system::system_category());
       CHECK(blocking == emfile);
       CHECK(awaited == emfile);
@@ -574,7 +547,7 @@ TEST_SUITE("queue") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::queue<std::string> q(ex);
-      const int send_end = first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket();
       REQUIRE(send_end >= 0);
       std::string value(300'000, 'u');
       value.back() = '?';
