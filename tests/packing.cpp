@@ -106,7 +106,7 @@ struct producer_model {
 }  // namespace
 
 TEST_SUITE("packing") {
-  TEST_CASE("a message one byte larger than a packet can hold travels out of band, whatever is pending") {
+  TEST_CASE("a message one byte larger than a packet can hold travels out of band whatever is pending") {
     CHECK(decide_packing(packing_put(max_inline + 1)) == packing_action::send_out_of_band);
     CHECK(decide_packing(with_batch(packing_put(max_inline + 1), 3, 30)) == packing_action::send_out_of_band);
     packing_inputs not_packing = packing_put(max_inline + 1);
@@ -123,7 +123,7 @@ TEST_SUITE("packing") {
     CHECK(decide_packing(with_batch(packing_put(max_inline), 1, record_header)) == packing_action::flush_then_append);
   }
 
-  TEST_CASE("a put that may not pack sends its message alone, after any pending batch") {
+  TEST_CASE("a put that may not pack sends its message alone after any pending batch") {
     packing_inputs in = with_batch(packing_put(10), 5, 70);
     in.may_pack = false;  // a non-blocking put, or pack_puts off
     CHECK(decide_packing(in) == packing_action::send_alone);
@@ -165,7 +165,7 @@ TEST_SUITE("packing") {
     CHECK(decide_packing(with_batch(in, 1, 14)) == packing_action::append);
   }
 
-  TEST_CASE("the message that brings the batch to its count sends it, exactly at the count") {
+  TEST_CASE("the message that brings the batch to its count sends it exactly at the count") {
     const std::size_t per_message = record_header + 10;
     CHECK(decide_packing(with_batch(packing_put(10), 14, 14 * per_message)) == packing_action::append);
     CHECK(decide_packing(with_batch(packing_put(10), 15, 15 * per_message)) == packing_action::append_then_flush);
@@ -187,7 +187,7 @@ TEST_SUITE("packing") {
     CHECK(batch_has_room(15, 0, 0, 16));
   }
 
-  TEST_CASE("a producer following the policy sends packets within the count and the size, in order") {
+  TEST_CASE("a producer following the policy sends packets within the count and the size") {
     producer_model producer;
     std::uint32_t seed = 12345;
     std::size_t put = 0;
@@ -213,7 +213,7 @@ TEST_SUITE("packing") {
     CHECK(producer.sent.size() < inline_puts);  // it did pack
   }
 
-  TEST_CASE("a producer whose receivers keep up sends every message alone, and measures each time") {
+  TEST_CASE("a producer whose receivers keep up measures the backlog and sends every message alone") {
     producer_model producer;
     producer.backlog = 0;
     for (int i = 0; i < 10; ++i) {
@@ -224,7 +224,7 @@ TEST_SUITE("packing") {
     CHECK(producer.count == 0);
   }
 
-  TEST_CASE("with two to a packet, five messages leave as two pairs and one pending") {
+  TEST_CASE("with two to a packet five messages leave as two pairs and one pending") {
     producer_model producer;
     producer.batch = 2;
     for (int i = 0; i < 5; ++i) producer.put(10);
