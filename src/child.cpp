@@ -108,7 +108,7 @@ std::string plan_stream(int target, const stdio& s, stdio_plan& plan) {
     case stdio::kind::file: {
       const int flags = target == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | (s.append() ? O_APPEND : O_TRUNC));
       const int fd = move_above_stdio(::open(s.path().c_str(), flags | O_CLOEXEC, 0666));
-      if (fd < 0) return "cannot open " + quoted(s.path().string()) + ": " + std::strerror(errno);
+      if (fd < 0) return "cannot open " + quoted(s.path()) + ": " + std::strerror(errno);
       own(fd);
       return {};
     }
@@ -154,7 +154,7 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
     return failure(errc::invalid_argument, EINVAL, "cannot start " + quoted(name) + ": " + problem);
   std::vector<std::string> environment = build_environment(cmd);
   const std::string search_path = search_path_of(environment);
-  const std::filesystem::path cwd = cmd.working_directory().value_or(std::filesystem::path());
+  const std::filesystem::path cwd = cmd.working_directory().value_or(std::string());
   const std::filesystem::path executable = find_executable(cmd.program(), search_path, cwd);
   if (executable.empty()) {
     std::string where = cmd.program().find('/') != std::string::npos

@@ -34,7 +34,7 @@ command& command::env_clear() & {
   return *this;
 }
 
-command& command::current_dir(std::filesystem::path directory) & {
+command& command::current_dir(std::string directory) & {
   cwd_ = std::move(directory);
   return *this;
 }

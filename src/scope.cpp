@@ -1,9 +1,12 @@
 #include <herd/scope.hpp>
 
+#include "detail/core_access.hpp"
 #include "detail/function_process.hpp"
 #include "detail/io.hpp"
 
 namespace herd {
+
+std::shared_ptr<detail::process_core> detail::core_access::of(const process_base& p) { return p.state_; }
 
 scope::scope(const executor_type& ex) : executor_(ex) {}
 
@@ -14,13 +17,13 @@ scope::~scope() {
 
 void scope::adopt(const process_base& p) {
   std::erase_if(members_, [](const auto& member) { return member->try_reap(); });
-  members_.push_back(p.state_);
+  members_.push_back(detail::core_access::of(p));
 }
 
 child scope::spawn(const command& cmd) {
   child c(executor_, cmd);
   std::erase_if(members_, [](const auto& member) { return member->try_reap(); });
-  members_.push_back(c.impl_);
+  members_.push_back(detail::core_access::of(c));
   return c;
 }
 

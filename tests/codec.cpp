@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <herd/cereal.hpp>
+
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 

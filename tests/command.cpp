@@ -18,7 +18,7 @@ TEST_SUITE("command") {
     REQUIRE(cmd.environment_changes().size() == 2);
     CHECK(cmd.environment_changes()[0].second == "C");
     CHECK_FALSE(cmd.environment_changes()[1].second.has_value());
-    CHECK(cmd.working_directory() == std::filesystem::path("/tmp"));
+    CHECK(cmd.working_directory() == "/tmp");
     CHECK(cmd.std_in().type() == herd::stdio::kind::unset);
     CHECK(cmd.std_out().type() == herd::stdio::kind::pipe);
     CHECK(cmd.std_err().type() == herd::stdio::kind::to_stdout);

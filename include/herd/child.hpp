@@ -17,6 +17,7 @@ namespace herd {
 class scope;
 namespace detail {
 struct process_core;
+struct core_access;
 }
 
 /// A program started from a `command`, streamed and awaited from the parent's event loop.
@@ -101,7 +102,7 @@ class child {
   void signal(int signo);
 
  private:
-  friend class scope;
+  friend struct detail::core_access;  // scopes adopt the child
   void async_wait_erased(asio::any_completion_handler<void(error_code, exit_status)> handler);
   void async_stop_erased(asio::any_completion_handler<void(error_code, exit_status)> handler);
 

@@ -8,9 +8,12 @@
 ///  2. its bytes, as they are: arithmetic types, enums, `std::chrono` durations and time points,
 ///     and trivially copyable aggregates whose every field is itself sent as its bytes;
 ///  3. `std::string`, and containers, `array`, `optional`, `pair`, `tuple`, `variant` of
-///     encodable types;
+///     encodable types (a container is recognised by its members, as the standard's and Boost's
+///     sequences, maps and sets have them, so herd includes none of their headers);
 ///  4. aggregates (plain structs) field by field, through Boost.PFR;
-///  5. types cereal can serialize (a `serialize` or `save`/`load` member or function).
+///  5. types cereal can serialize (a `serialize` or `save`/`load` member or function), once
+///     `<herd/cereal.hpp>` is included: cereal is opt-in, so that every other user's build does
+///     not parse it.
 ///
 /// Refused, at compile time, with a message naming the reason: what holds an address of this
 /// process — raw, smart and member pointers, references, views (`std::string_view`,
@@ -29,30 +32,22 @@
 
 #include <herd/error.hpp>
 
-#include <boost/pfr.hpp>
-#include <cereal/archives/binary.hpp>
+#include <boost/pfr/core.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <initializer_list>
-#include <list>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -178,20 +173,32 @@ inline constexpr bool is_span = false;
 template <typename T, std::size_t N>
 inline constexpr bool is_span<std::span<T, N>> = true;
 
+// Containers by their members (vector, deque, list, Boost's; maps and sets, ordered or not,
+// unique or multi), not by name: naming them would make every user parse all their headers.
 template <typename T>
-inline constexpr bool is_sequence = is_instance<T, std::vector> || is_instance<T, std::deque> || is_instance<T, std::list>;
+concept sized_iterable = requires(const T& c) {
+  typename T::value_type;
+  c.begin();
+  c.end();
+  c.size();
+};
 template <typename T>
-inline constexpr bool is_map =
-    is_instance<T, std::map> || is_instance<T, std::multimap> || is_instance<T, std::unordered_map>;
+inline constexpr bool is_sequence = sized_iterable<T> && !std::is_same_v<T, std::string> &&
+                                    requires(T& c, typename T::value_type&& item) { c.push_back(std::move(item)); };
 template <typename T>
-inline constexpr bool is_set =
-    is_instance<T, std::set> || is_instance<T, std::multiset> || is_instance<T, std::unordered_set>;
+inline constexpr bool is_map = sized_iterable<T> && requires(T& c, typename T::value_type&& item) {
+  typename T::key_type;
+  typename T::mapped_type;
+  c.insert(std::move(item));
+};
+template <typename T>
+inline constexpr bool is_set = sized_iterable<T> && !is_map<T> && requires(T& c, typename T::value_type&& item) {
+  typename T::key_type;
+  requires std::is_same_v<typename T::key_type, typename T::value_type>;
+  c.insert(std::move(item));
+};
 template <typename T>
 inline constexpr bool is_associative = is_map<T> || is_set<T>;
-
-template <typename T>
-inline constexpr bool is_cereal = cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-                                  cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 template <typename T>
 inline constexpr bool has_own_codec = !requires { typename codec<T>::herd_default_rules; };
@@ -236,6 +243,13 @@ struct plan {
 
 template <typename T, std::size_t Depth>
 constexpr plan plan_for() noexcept;
+
+// Rule 5, for what no other rule takes: none here; <herd/cereal.hpp> specializes it for the
+// types cereal serializes, with `encode` and `decode`.
+template <typename T, typename Enable = void>
+struct fallback_codec {
+  static constexpr bool available = false;
+};
 
 template <typename T, std::size_t Depth = 0>
 inline constexpr plan plan_of = plan_for<T, Depth>();
@@ -400,11 +414,11 @@ template <typename T, std::size_t Depth>
 constexpr plan class_plan() noexcept {
   if constexpr (std::is_aggregate_v<T> && !std::is_union_v<T>) {
     constexpr plan fields = aggregate_plan<T, Depth>();
-    if constexpr (!accepted(fields.what) && is_cereal<T>)
+    if constexpr (!accepted(fields.what) && fallback_codec<T>::available)
       return {verdict::encoded, 5};  // its own serialize() may know what to do with the fields herd refuses
     else
       return fields;
-  } else if constexpr (is_cereal<T>) {
+  } else if constexpr (fallback_codec<T>::available) {
     return {verdict::encoded, 5};
   } else if constexpr (std::is_trivially_copyable_v<T>) {
     return {verdict::opaque, 0};  // private members herd cannot see, or a union
@@ -476,7 +490,7 @@ constexpr void require_encodable() noexcept {
                 "herd::codec cannot send this type between processes: it is or holds a trivially copyable class "
                 "that is not an aggregate (private members) or a union, so herd cannot see whether it holds a "
                 "pointer. If its bytes are its whole value, opt in: template <> struct herd::codec<T> : "
-                "herd::raw_codec<T> {}; or give it a cereal serialize() function");
+                "herd::raw_codec<T> {}; or give it a cereal serialize() function and include <herd/cereal.hpp>");
   static_assert(v != verdict::too_many,
                 "herd::codec cannot send this type between processes: it is or holds a struct with more than "
                 "1024 fields and C-array elements, more than herd checks one by one: hold large buffers in a "
@@ -488,8 +502,8 @@ constexpr void require_encodable() noexcept {
                 "members)");
   static_assert(v != verdict::none,
                 "herd::codec cannot send this type between processes: make it trivially copyable, a plain "
-                "aggregate struct of encodable fields, give it a cereal serialize() function, or specialize "
-                "herd::codec<T> (herd/codec.hpp)");
+                "aggregate struct of encodable fields, specialize herd::codec<T> (herd/codec.hpp), or give it "
+                "a cereal serialize() function and include <herd/cereal.hpp>");
 }
 
 }  // namespace detail
@@ -535,13 +549,7 @@ struct codec {
     } else if constexpr (rule == 4) {
       boost::pfr::for_each_field(v, [&](const auto& field) { e.value(field); });
     } else if constexpr (rule == 5) {
-      std::ostringstream stream;
-      {
-        cereal::BinaryOutputArchive archive(stream);
-        archive(v);
-      }
-      const std::string bytes = std::move(stream).str();
-      e.value(bytes);
+      detail::fallback_codec<T>::encode(e, v);
     }
   }
 
@@ -626,16 +634,8 @@ struct codec {
       T v{};
       boost::pfr::for_each_field(v, [&](auto& field) { field = d.value<std::remove_cvref_t<decltype(field)>>(); });
       return v;
-    } else if constexpr (rule == 5) {
-      std::istringstream stream(d.value<std::string>());
-      cereal::BinaryInputArchive archive(stream);
-      T v;
-      try {
-        archive(v);
-      } catch (const cereal::Exception&) {
-        decoder::fail("cereal could not read the message");
-      }
-      return v;
+    } else {
+      return detail::fallback_codec<T>::decode(d);
     }
   }
 

@@ -3,10 +3,10 @@
 /// standard streams and stop policy. Run it with `herd::async_run` or stream it with `herd::child`.
 #pragma once
 
+#include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
 
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -14,58 +14,6 @@
 #include <vector>
 
 namespace herd {
-
-/// Where one of a child's standard streams goes.
-class stdio {
- public:
-  enum class kind : std::uint8_t {
-    unset,      ///< the default of the operation: async_run pipes, child inherits
-    inherit,    ///< the parent's own stream
-    null,       ///< /dev/null
-    pipe,       ///< a pipe to the parent (captured by async_run; a stream of herd::child)
-    file,       ///< a file, opened by herd before the launch
-    fd,         ///< a descriptor of the parent's (borrowed; must stay open until the launch)
-    bytes,      ///< stdin only: these bytes, then end of file
-    to_stdout,  ///< stderr only: wherever stdout goes (`2>&1`)
-  };
-
-  stdio() = default;
-  static stdio inherit() { return stdio(kind::inherit); }
-  static stdio null() { return stdio(kind::null); }
-  static stdio pipe() { return stdio(kind::pipe); }
-  /// A file: read for stdin; for stdout and stderr created, and truncated unless `append`.
-  static stdio file(std::filesystem::path path, bool append = false) {
-    stdio s(kind::file);
-    s.path_ = std::move(path);
-    s.append_ = append;
-    return s;
-  }
-  static stdio fd(int descriptor) {
-    stdio s(kind::fd);
-    s.fd_ = descriptor;
-    return s;
-  }
-  static stdio bytes(std::string data) {
-    stdio s(kind::bytes);
-    s.data_ = std::move(data);
-    return s;
-  }
-  static stdio to_stdout() { return stdio(kind::to_stdout); }
-
-  kind type() const noexcept { return kind_; }
-  const std::filesystem::path& path() const noexcept { return path_; }
-  bool append() const noexcept { return append_; }
-  int descriptor() const noexcept { return fd_; }
-  const std::string& data() const noexcept { return data_; }
-
- private:
-  explicit stdio(kind k) : kind_(k) {}
-  kind kind_ = kind::unset;
-  bool append_ = false;
-  int fd_ = -1;
-  std::filesystem::path path_;
-  std::string data_;
-};
 
 /// A program and how to run it. A value type: build it once, run it many times.
 ///
@@ -101,9 +49,10 @@ class command {
   command& env_clear() &;
   command&& env_clear() && { return std::move(env_clear()); }
 
-  /// The child's working directory (a relative program path is resolved against it).
-  command& current_dir(std::filesystem::path directory) &;
-  command&& current_dir(std::filesystem::path directory) && { return std::move(current_dir(std::move(directory))); }
+  /// The child's working directory (a relative program path is resolved against it). A
+  /// `std::filesystem::path` converts to it.
+  command& current_dir(std::string directory) &;
+  command&& current_dir(std::string directory) && { return std::move(current_dir(std::move(directory))); }
 
   command& std_in(stdio s) &;
   command&& std_in(stdio s) && { return std::move(std_in(std::move(s))); }
@@ -130,7 +79,7 @@ class command {
   const std::vector<std::pair<std::string, std::optional<std::string>>>& environment_changes() const noexcept {
     return env_changes_;
   }
-  const std::optional<std::filesystem::path>& working_directory() const noexcept { return cwd_; }
+  const std::optional<std::string>& working_directory() const noexcept { return cwd_; }
   const stdio& std_in() const noexcept { return stdin_; }
   const stdio& std_out() const noexcept { return stdout_; }
   const stdio& std_err() const noexcept { return stderr_; }
@@ -146,7 +95,7 @@ class command {
   std::vector<std::string> arguments_;
   bool inherit_env_ = true;
   std::vector<std::pair<std::string, std::optional<std::string>>> env_changes_;
-  std::optional<std::filesystem::path> cwd_;
+  std::optional<std::string> cwd_;
   stdio stdin_, stdout_, stderr_;
   stop_policy stop_;
   bool die_with_parent_ = true;

@@ -12,10 +12,12 @@
 #include <herd/pipe.hpp>
 #include <herd/pipe_stream.hpp>
 #include <herd/process.hpp>
+#include <herd/process_options.hpp>
 #include <herd/queue.hpp>
 #include <herd/run.hpp>
 #include <herd/scope.hpp>
 #include <herd/shared.hpp>
+#include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
 #include <herd/sync.hpp>
 #include <herd/with_timeout.hpp>

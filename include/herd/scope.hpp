@@ -10,7 +10,6 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
 #include <memory>
@@ -108,7 +107,7 @@ auto scoped(const asio::any_io_executor& ex, Body body) -> std::invoke_result_t<
     return asio::cancellation_type::none;
   });
   co_await asio::this_coro::throw_if_cancelled(false);
-  co_await children.async_close(asio::use_awaitable);
+  co_await children.async_close(asio::deferred);
   if (failure) std::rethrow_exception(failure);
   if constexpr (!std::is_void_v<result_type>) co_return std::move(*result);
 }

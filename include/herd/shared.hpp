@@ -18,7 +18,6 @@
 #include <iterator>
 #include <memory>
 #include <new>
-#include <ranges>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -30,6 +29,15 @@
 namespace herd {
 
 namespace detail {
+
+// std::ranges::sized_range with convertible elements, from <iterator> alone (<ranges> costs every
+// includer a tenth of a second).
+template <typename Range, typename T>
+concept sized_range_of = requires(Range& r) {
+  std::ranges::size(r);
+  std::ranges::end(r);
+  { *std::ranges::begin(r) } -> std::convertible_to<T>;
+};
 
 template <typename T>
 void check_shared_type() {
@@ -173,8 +181,8 @@ class shared_array {
     std::uninitialized_copy(values.begin(), values.end(), data());
   }
   /// Python's Array('i', range(10)): the elements of any sized range.
-  template <std::ranges::sized_range Range>
-    requires std::convertible_to<std::ranges::range_reference_t<Range>, T>
+  template <typename Range>
+    requires detail::sized_range_of<Range, T>
   shared_array(const executor_type& ex, Range&& values) : shared_array(ex, std::ranges::size(values), uninitialized{}) {
     T* out = data();
     for (auto&& v : values) ::new (out++) T(static_cast<T>(v));

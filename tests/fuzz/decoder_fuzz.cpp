@@ -4,6 +4,8 @@
 #include "detail/framing.hpp"
 
 #include <herd/codec.hpp>
+#include <herd/cereal.hpp>
+
 
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
