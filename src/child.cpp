@@ -4,9 +4,13 @@
 #include "detail/process_core.hpp"
 #include "detail/executable.hpp"
 #include "detail/group_watchdog.hpp"
-#include "detail/io.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_lock.hpp"
 #include "detail/launcher.hpp"
+#include "detail/post_completion.hpp"
+#include "detail/reap.hpp"
 #include "detail/unique_fd.hpp"
+#include "detail/validate.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -18,7 +22,6 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -216,10 +219,7 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
     include_in_forks(pidfd.get());
     // Nobody owns the process yet: stop and reap it before reporting the failure.
     ::kill(-launched.pid, SIGKILL);
-    siginfo_t info{};
-    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | __WALL) < 0 &&
-           errno == EINTR) {
-    }
+    reap_discarding_status(pidfd.get());
     throw;
   }
   if (plan.parent_ends[0]) impl->in.emplace(ex, plan.parent_ends[0].release());

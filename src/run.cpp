@@ -2,7 +2,9 @@
 #include <herd/run.hpp>
 
 #include "detail/process_core.hpp"
-#include "detail/io.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/post_completion.hpp"
 #include "detail/unique_fd.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>

@@ -1,7 +1,7 @@
 #include <herd/scope.hpp>
 
 #include "detail/function_process.hpp"
-#include "detail/io.hpp"
+#include "detail/post_completion.hpp"
 
 namespace herd {
 

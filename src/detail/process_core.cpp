@@ -1,6 +1,9 @@
 #include "process_core.hpp"
 
-#include "io.hpp"
+#include "descriptors.hpp"
+#include "fork_lock.hpp"
+#include "post_completion.hpp"
+#include "reap.hpp"
 
 #include <herd/error.hpp>
 

@@ -34,7 +34,7 @@ struct process_core : std::enable_shared_from_this<process_core> {
   /// after fork() would copy pages the child still shares).
   process_core(const asio::any_io_executor& ex, std::string name, const stop_policy& policy, bool keep_descendants);
   /// Watches `pid` from now on. Takes `pidfd` from its owner only if this does not throw. The
-  /// pidfd is a fork exclusion (io.hpp), registered by its creator under the fork lock; this
+  /// pidfd is a fork exclusion (fork_lock.hpp), registered by its creator under the fork lock; this
   /// takes it out of the list when it closes it (release_pidfd() hands that on).
   void attach(int pid, unique_fd& pidfd);
   process_core(const process_core&) = delete;
