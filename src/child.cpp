@@ -1,12 +1,16 @@
 #include <herd/child.hpp>
 #include <herd/error.hpp>
 
-#include "detail/process_core.hpp"
 #include "detail/executable.hpp"
 #include "detail/group_watchdog.hpp"
-#include "detail/io.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_lock.hpp"
 #include "detail/launcher.hpp"
+#include "detail/post_completion.hpp"
+#include "detail/program_process.hpp"
+#include "detail/reap.hpp"
 #include "detail/unique_fd.hpp"
+#include "detail/validate.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -18,7 +22,6 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -209,24 +212,21 @@ start_result launch_program(const asio::any_io_executor& ex, const command& cmd)
   unique_fd pidfd(launched.pidfd);
   exclude_from_forks(pidfd.get());
   watch_group(launched.pid);
-  std::shared_ptr<process_core> impl;
+  std::shared_ptr<program_process> impl;
   try {
-    impl = std::make_shared<process_core>(ex, name, launched.pid, pidfd, cmd.stop(), cmd.keep_descendants());
+    impl = std::make_shared<program_process>(ex, name, launched.pid, pidfd, cmd.stop(), cmd.keep_descendants());
   } catch (...) {
     include_in_forks(pidfd.get());
     // Nobody owns the process yet: stop and reap it before reporting the failure.
     ::kill(-launched.pid, SIGKILL);
-    siginfo_t info{};
-    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | __WALL) < 0 &&
-           errno == EINTR) {
-    }
+    reap_discarding_status(pidfd.get());
     throw;
   }
   if (plan.parent_ends[0]) impl->in.emplace(ex, plan.parent_ends[0].release());
   if (plan.parent_ends[1]) impl->out.emplace(ex, plan.parent_ends[1].release());
   if (plan.parent_ends[2]) impl->err.emplace(ex, plan.parent_ends[2].release());
   if (cmd.std_in().type() == stdio::kind::bytes) {
-    std::weak_ptr<process_core> weak = impl;
+    std::weak_ptr<program_process> weak = impl;
     impl->in->async_write(cmd.std_in().data(), [weak](error_code, std::size_t) {
       if (auto self = weak.lock(); self && self->in) self->in->close();
     });
@@ -253,6 +253,12 @@ detail::start_result start_or_throw(const asio::any_io_executor& ex, const comma
   throw boost::system::system_error(errc::not_running, "herd::child: the handle is empty (moved from or detached)");
 }
 
+// child.hpp names only the lifecycle type; every child's state is a program_process, made by
+// launch_program.
+detail::program_process& program(const std::shared_ptr<detail::process_core>& impl) noexcept {
+  return static_cast<detail::program_process&>(*impl);
+}
+
 }  // namespace
 
 child::child(const executor_type& ex, const command& cmd) : executor_(ex), impl_(start_or_throw(ex, cmd).child) {}
@@ -277,8 +283,8 @@ child& child::operator=(child&& other) noexcept {
 child::~child() {
   if (!impl_ || impl_->status || impl_->try_reap()) return;
   // Nobody reads any more: let a writing child see EPIPE rather than block.
-  if (impl_->out) impl_->out->close();
-  if (impl_->err) impl_->err->close();
+  if (program(impl_).out) program(impl_).out->close();
+  if (program(impl_).err) program(impl_).err->close();
   impl_->begin_stop(exit_reason::stopped);
 }
 
@@ -310,17 +316,17 @@ Stream& stream_or_throw(const detail::process_core& impl, std::optional<Stream>&
 
 pipe_writer& child::std_in() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, impl_->in, "stdin");
+  return stream_or_throw(*impl_, program(impl_).in, "stdin");
 }
 
 pipe_reader& child::std_out() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, impl_->out, "stdout");
+  return stream_or_throw(*impl_, program(impl_).out, "stdout");
 }
 
 pipe_reader& child::std_err() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, impl_->err, "stderr");
+  return stream_or_throw(*impl_, program(impl_).err, "stderr");
 }
 
 void child::async_wait_erased(asio::any_completion_handler<void(error_code, exit_status)> handler) {
@@ -335,7 +341,7 @@ void child::async_stop_erased(asio::any_completion_handler<void(error_code, exit
 }
 
 void child::close_stdin() noexcept {
-  if (impl_ && impl_->in) impl_->in->close();
+  if (impl_ && program(impl_).in) program(impl_).in->close();
 }
 
 void child::terminate() {

@@ -3,7 +3,9 @@
 #include <herd/error.hpp>
 
 #include "detail/capture_buffer.hpp"
-#include "detail/io.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/post_completion.hpp"
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>

@@ -1,8 +1,10 @@
 #include <herd/error.hpp>
 #include <herd/run.hpp>
 
-#include "detail/process_core.hpp"
-#include "detail/io.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/post_completion.hpp"
+#include "detail/program_process.hpp"
 #include "detail/unique_fd.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -230,7 +232,7 @@ class run_operation : public std::enable_shared_from_this<run_operation> {
   asio::any_completion_executor handler_work_;  // keeps the handler's executor busy until it is called
   timer deadline_;
   timer drain_deadline_;
-  std::vector<std::shared_ptr<process_core>> children_;
+  std::vector<std::shared_ptr<program_process>> children_;
   std::vector<pipe_reader*> readers_;
   run_pipeline_result result_;
   error_code error_;

@@ -2,7 +2,7 @@
 
 #include "detail/core_access.hpp"
 #include "detail/function_process.hpp"
-#include "detail/io.hpp"
+#include "detail/post_completion.hpp"
 
 namespace herd {
 

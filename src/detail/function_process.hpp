@@ -4,7 +4,7 @@
 
 #include <herd/process.hpp>
 
-#include "io.hpp"
+#include "fork_lock.hpp"
 #include "process_core.hpp"
 #include "unique_fd.hpp"
 

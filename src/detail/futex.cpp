@@ -1,6 +1,6 @@
 #include "futex.hpp"
 
-#include "io.hpp"
+#include "fork_lock.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/execution/context.hpp>

@@ -1,11 +1,12 @@
 #include "group_watchdog.hpp"
 
-#include "io.hpp"
+#include "descriptors.hpp"
+#include "fork_lock.hpp"
 #include "launcher.hpp"
+#include "reap.hpp"
 #include "unique_fd.hpp"
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -59,10 +60,7 @@ int start_watchdog() noexcept {
   const launch_result launched = launch(request);
   if (launched.error != 0) return -1;
   // The outer shell ends as soon as the loop is in the background.
-  siginfo_t info{};
-  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(launched.pidfd), &info, WEXITED | __WALL) < 0 &&
-         errno == EINTR) {
-  }
+  reap_discarding_status(launched.pidfd);
   ::close(launched.pidfd);
   const int fd = write_end.release();
   exclude_from_forks(fd);

@@ -1,6 +1,6 @@
 #include "launcher.hpp"
 
-#include "io.hpp"
+#include "reap.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -40,7 +40,7 @@ launch_result launch(const launch_request& request) noexcept {
   int pidfd = -1;
   const int saved_errno = errno;
   // SIGCHLD as the exit signal: execve resets any other back to SIGCHLD anyway. A status taken
-  // by someone else (SIGCHLD ignored, a waitpid(-1)) is recovered from the pidfd (reap, detail/io.cpp).
+  // by someone else (SIGCHLD ignored, a waitpid(-1)) is recovered from the pidfd (reap, detail/reap.cpp).
   pid_t pid = __clone(launch_child_main, stack + child_stack_size, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
                       &shared, &pidfd);
   int clone_error = errno;
@@ -73,10 +73,7 @@ launch_result launch(const launch_request& request) noexcept {
   }
   if (shared.error != 0) {
     // The child failed before execve and has exited: reap it.
-    siginfo_t info{};
-    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0 &&
-           errno == EINTR) {
-    }
+    reap_discarding_status(pidfd);
     ::close(pidfd);
     result.error = shared.error;
     result.failed_step = shared.failed_step;

@@ -1,6 +1,9 @@
 #include "process_core.hpp"
 
-#include "io.hpp"
+#include "descriptors.hpp"
+#include "fork_lock.hpp"
+#include "post_completion.hpp"
+#include "reap.hpp"
 
 #include <herd/error.hpp>
 
@@ -174,7 +177,7 @@ void process_core::begin_stop(exit_reason reason) {
   if (status || stopping_) return;
   stopping_ = true;
   stop_reason_ = reason;
-  if (policy.close_stdin && in) in->close();
+  if (policy.close_stdin) close_stdin();
   signal_group(policy.signal);
   if (policy.signal != SIGKILL) {
     if (policy.grace.count() <= 0) {

@@ -1,15 +1,16 @@
 // A running child process as herd watches it: its pidfd on the event loop, the waiters, the
-// stop policy, reaping. Behind herd::child, async_run, async_run_pipeline and herd::process.
+// stop policy, reaping; the lifecycle only. A program's pipes are in program_process, a function
+// child's outcome channel in function_process.
 #pragma once
 
-#include <herd/command.hpp>
 #include <herd/exit_status.hpp>
-#include <herd/pipe_stream.hpp>
+#include <herd/stop_policy.hpp>
 #include <herd/detail/timer.hpp>
 
 #include "unique_fd.hpp"
 
 #include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 
@@ -34,7 +35,7 @@ struct process_core : std::enable_shared_from_this<process_core> {
   /// after fork() would copy pages the child still shares).
   process_core(const asio::any_io_executor& ex, std::string name, const stop_policy& policy, bool keep_descendants);
   /// Watches `pid` from now on. Takes `pidfd` from its owner only if this does not throw. The
-  /// pidfd is a fork exclusion (io.hpp), registered by its creator under the fork lock; this
+  /// pidfd is a fork exclusion (fork_lock.hpp), registered by its creator under the fork lock; this
   /// takes it out of the list when it closes it (release_pidfd() hands that on).
   void attach(int pid, unique_fd& pidfd);
   process_core(const process_core&) = delete;
@@ -66,14 +67,14 @@ struct process_core : std::enable_shared_from_this<process_core> {
   std::string name;
   int pid = 0;
   asio::posix::stream_descriptor pidfd;
-  std::optional<pipe_writer> in;
-  std::optional<pipe_reader> out;
-  std::optional<pipe_reader> err;
   stop_policy policy;
   bool keep_descendants;
   std::optional<exit_status> status;
 
  protected:
+  /// The stop policy's first step when it says close_stdin: closes the child's stdin if this
+  /// process holds its write end (a program's stdin pipe).
+  virtual void close_stdin() noexcept {}
   /// Called once, right after the child was reaped.
   virtual void on_reaped() {}
   /// A descriptor join_blocking() also watches while it waits (a function child's outcome
@@ -102,15 +103,5 @@ struct process_core : std::enable_shared_from_this<process_core> {
   std::uint64_t next_waiter_id_ = 0;
   std::list<waiter> waiters_;
 };
-
-struct start_result {
-  std::shared_ptr<process_core> child;
-  error_code error;
-  int system_error = 0;  // errno of the failed step
-  std::string message;   // names the command and what failed
-};
-
-/// Starts the program `cmd` describes, on `ex`. Streams the command leaves unset are inherited.
-start_result launch_program(const asio::any_io_executor& ex, const command& cmd);
 
 }  // namespace herd::detail

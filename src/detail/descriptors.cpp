@@ -1,0 +1,86 @@
+#include "descriptors.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace herd::detail {
+
+long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept {
+  sigset_t pipe_signal, previous;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
+  long written = ::write(fd, data, size);
+  const int write_error = errno;
+  if (written < 0 && write_error == EPIPE) {
+    const timespec no_wait{0, 0};
+    while (sigtimedwait(&pipe_signal, nullptr, &no_wait) < 0 && errno == EINTR) {}
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  errno = write_error;
+  return written;
+}
+
+void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept {
+  message.msg_control = control;
+  message.msg_controllen = control_size;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+}
+
+std::vector<unique_fd> received_descriptors(msghdr& message) {
+  std::vector<unique_fd> descriptors;
+  for (cmsghdr* h = CMSG_FIRSTHDR(&message); h != nullptr; h = CMSG_NXTHDR(&message, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+      descriptors.emplace_back(fd);
+    }
+  }
+  return descriptors;
+}
+
+std::optional<std::size_t> file_size(int fd) noexcept {
+  struct stat info{};
+  if (::fstat(fd, &info) != 0) return std::nullopt;
+  return static_cast<std::size_t>(info.st_size);
+}
+
+bool read_whole(int fd, char* out, std::size_t length) noexcept {
+  for (std::size_t done = 0; done < length;) {
+    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+int move_above_stdio(int fd) noexcept {
+  if (fd < 0 || fd > 2) return fd;
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return moved;
+}
+
+int poll_timeout_until(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
+  if (!deadline) return -1;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+}
+
+}  // namespace herd::detail

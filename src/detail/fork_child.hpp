@@ -1,0 +1,23 @@
+// The child's side of fork_process: from right after fork() to _exit. It runs in a copy of the
+// parent's memory, on the stack frame of fork_process that never unwinds there.
+#pragma once
+
+#include <herd/process.hpp>
+
+#include <string>
+#include <sys/types.h>
+
+namespace herd::detail {
+
+/// Flushes the C and C++ standard streams (never throws): before a fork in the parent, or its
+/// buffered text would be printed again by the child (fork trap 1), and at the child's exit.
+void flush_stdio() noexcept;
+
+/// In a fork child made under the fork lock (released by the caller): closes the parent's fork
+/// exclusions, resets signals (fork trap 2), joins its own process group, applies `options`,
+/// runs `body`, sends its outcome on `channel` and leaves with _exit. `name` lives in
+/// fork_process's frame, which never unwinds in the child.
+[[noreturn]] void run_child(const process_options& options, const std::string& name, pid_t parent, int channel,
+                            child_body body) noexcept;
+
+}  // namespace herd::detail
