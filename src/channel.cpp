@@ -7,7 +7,7 @@
 #include <herd/error.hpp>
 
 #include "detail/channel_state.hpp"
-#include "detail/io.hpp"
+#include "detail/post_completion.hpp"
 #include "detail/packing.hpp"
 #include "detail/pending_batches.hpp"
 

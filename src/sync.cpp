@@ -9,7 +9,8 @@
 #include <herd/sync.hpp>
 
 #include "detail/futex.hpp"
-#include "detail/io.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/reap.hpp"
 #include "detail/sync_liveness.hpp"
 
 #include <algorithm>

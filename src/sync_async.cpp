@@ -7,7 +7,7 @@
 #include <herd/error.hpp>
 
 #include "detail/futex.hpp"
-#include "detail/io.hpp"
+#include "detail/post_completion.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>

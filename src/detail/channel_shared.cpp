@@ -1,7 +1,8 @@
 #include "channel_shared.hpp"
 
 #include "channel_transport.hpp"
-#include "io.hpp"
+#include "fork_lock.hpp"
+#include "reap.hpp"
 #include "unique_fd.hpp"
 
 #include <array>

@@ -2,7 +2,7 @@
 
 #include <herd/error.hpp>
 
-#include "io.hpp"
+#include "fork_lock.hpp"
 #include "large_message.hpp"
 #include "packing.hpp"
 #include "pending_batches.hpp"

@@ -3,7 +3,7 @@
 #include <herd/error.hpp>
 
 #include "framing.hpp"
-#include "io.hpp"
+#include "descriptors.hpp"
 
 #include <cerrno>
 #include <poll.h>

@@ -3,7 +3,7 @@
 // go to a waiter that arrives after the notify.
 #include "condition_waiters.hpp"
 
-#include "io.hpp"
+#include "reap.hpp"
 #include "sync_liveness.hpp"
 
 #include <cerrno>

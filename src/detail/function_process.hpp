@@ -2,7 +2,8 @@
 // on and what it runs.
 #pragma once
 
-#include <herd/process.hpp>
+#include <herd/detail/function_child.hpp>
+#include <herd/process_options.hpp>
 
 #include "fork_lock.hpp"
 #include "process_core.hpp"

@@ -1,7 +1,7 @@
 #include "large_message.hpp"
 
 #include "channel_transport.hpp"
-#include "io.hpp"
+#include "descriptors.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

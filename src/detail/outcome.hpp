@@ -1,6 +1,7 @@
 // The outcome a function child sends its parent, over the socket pair made for that child
 // (docs/design/decisions.md, "Function children: fork, and only the result travels"). Sans-io:
-// no system calls here; process.cpp sends and reads, this module says what the bytes are.
+// no system calls here; fork_child.cpp sends, fork_process.cpp reads, this module says what the
+// bytes are.
 //
 // An outcome is one record:
 //   result:    'R', then the encoded result (empty for void);
@@ -10,8 +11,8 @@
 // appends every read (without the marker) and every memfd's contents, then parses the whole.
 //
 // What the child calls after fork on its result path is constexpr here: it compiles into
-// process.cpp with the child's own steps, as the code it replaced did (see process.cpp on why the
-// child avoids run-time symbol binding).
+// fork_child.cpp with the child's own steps (see fork_child.cpp on why the child avoids run-time
+// symbol binding).
 #pragma once
 
 #include <cstddef>

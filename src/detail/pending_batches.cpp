@@ -1,7 +1,7 @@
 #include "pending_batches.hpp"
 
 #include "channel_state.hpp"
-#include "io.hpp"
+#include "fork_lock.hpp"
 #include "process_hooks.hpp"
 
 #include <algorithm>

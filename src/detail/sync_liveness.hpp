@@ -3,7 +3,7 @@
 // which cost system calls.
 #pragma once
 
-#include "io.hpp"
+#include "fork_lock.hpp"
 #include "sync_steps.hpp"
 
 #include <atomic>
