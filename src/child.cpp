@@ -253,12 +253,6 @@ detail::start_result start_or_throw(const asio::any_io_executor& ex, const comma
   throw boost::system::system_error(errc::not_running, "herd::child: the handle is empty (moved from or detached)");
 }
 
-// child.hpp names only the lifecycle type; every child's state is a program_process, made by
-// launch_program.
-detail::program_process& program(const std::shared_ptr<detail::process_core>& impl) noexcept {
-  return static_cast<detail::program_process&>(*impl);
-}
-
 }  // namespace
 
 child::child(const executor_type& ex, const command& cmd) : executor_(ex), impl_(start_or_throw(ex, cmd).child) {}
@@ -283,8 +277,8 @@ child& child::operator=(child&& other) noexcept {
 child::~child() {
   if (!impl_ || impl_->status || impl_->try_reap()) return;
   // Nobody reads any more: let a writing child see EPIPE rather than block.
-  if (program(impl_).out) program(impl_).out->close();
-  if (program(impl_).err) program(impl_).err->close();
+  if (impl_->out) impl_->out->close();
+  if (impl_->err) impl_->err->close();
   impl_->begin_stop(exit_reason::stopped);
 }
 
@@ -316,17 +310,17 @@ Stream& stream_or_throw(const detail::process_core& impl, std::optional<Stream>&
 
 pipe_writer& child::std_in() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, program(impl_).in, "stdin");
+  return stream_or_throw(*impl_, impl_->in, "stdin");
 }
 
 pipe_reader& child::std_out() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, program(impl_).out, "stdout");
+  return stream_or_throw(*impl_, impl_->out, "stdout");
 }
 
 pipe_reader& child::std_err() {
   if (!impl_) throw_not_running();
-  return stream_or_throw(*impl_, program(impl_).err, "stderr");
+  return stream_or_throw(*impl_, impl_->err, "stderr");
 }
 
 void child::async_wait_erased(asio::any_completion_handler<void(error_code, exit_status)> handler) {
@@ -341,7 +335,7 @@ void child::async_stop_erased(asio::any_completion_handler<void(error_code, exit
 }
 
 void child::close_stdin() noexcept {
-  if (impl_ && program(impl_).in) program(impl_).in->close();
+  if (impl_ && impl_->in) impl_->in->close();
 }
 
 void child::terminate() {

@@ -2,6 +2,7 @@
 
 #include <herd/error.hpp>
 
+#include "detail/system_code.hpp"
 #include "detail/capture_buffer.hpp"
 #include "detail/descriptors.hpp"
 #include "detail/fork_lock.hpp"
@@ -26,7 +27,6 @@ constexpr std::size_t read_chunk = 64 * 1024;
 // never fill keep the default and cost no extra kernel memory.
 constexpr int fast_pipe_size = 1 << 20;
 
-error_code errno_code(int value) { return {value, boost::system::system_category()}; }
 
 // Every composed operation here honours all three cancellation types, including a cancellation
 // that arrives while its next step is queued (Asio records it in the state; nobody else looks).
@@ -363,7 +363,7 @@ struct write_op {
         }
         return stream.async_wait(asio::posix::stream_descriptor::wait_write, std::move(op));
       }
-      result = errno == EPIPE ? error_code(asio::error::broken_pipe) : errno_code(errno);
+      result = errno == EPIPE ? error_code(asio::error::broken_pipe) : detail::system_code(errno);
       break;
     }
     if (!stream.is_open() && !result) result = asio::error::bad_descriptor;

@@ -2,11 +2,13 @@
 
 #include "detail/core_access.hpp"
 #include "detail/function_process.hpp"
+#include "detail/program_process.hpp"
 #include "detail/post_completion.hpp"
 
 namespace herd {
 
 std::shared_ptr<detail::process_core> detail::core_access::of(const process_base& p) { return p.state_; }
+std::shared_ptr<detail::process_core> detail::core_access::of(const child& c) { return c.impl_; }
 
 scope::scope(const executor_type& ex) : executor_(ex) {}
 

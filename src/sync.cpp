@@ -3,6 +3,7 @@
 // awaitable forms are in sync_async.cpp, a condition's waiters in detail/condition_waiters.cpp,
 // and what each step decides in detail/sync_steps.cpp. Uncontended acquires and releases are one
 // atomic operation, no system call.
+#include "detail/system_code.hpp"
 #include "detail/sync_primitive.hpp"
 
 #include <herd/error.hpp>
@@ -326,7 +327,7 @@ std::shared_ptr<void> allocate_shared_memory(std::size_t bytes) {
   const std::size_t size = std::max<std::size_t>(page, (bytes + page - 1) / page * page);
   void* memory = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED)
-    throw boost::system::system_error(error_code(errno, boost::system::system_category()),
+    throw boost::system::system_error(system_code(errno),
                                       "herd: cannot map " + std::to_string(size) + " bytes of shared memory");
   return std::shared_ptr<void>(memory, [size](void* p) { ::munmap(p, size); });
 }

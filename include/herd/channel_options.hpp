@@ -2,7 +2,7 @@
 /// `herd::channel_options`: how a queue or a pipe holds, packs and carries its messages.
 #pragma once
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <cstddef>
 
 namespace herd {

@@ -16,7 +16,7 @@
 namespace herd {
 class scope;
 namespace detail {
-struct process_core;
+struct program_process;
 struct core_access;
 }
 
@@ -107,7 +107,7 @@ class child {
   void async_stop_erased(asio::any_completion_handler<void(error_code, exit_status)> handler);
 
   executor_type executor_;
-  std::shared_ptr<detail::process_core> impl_;
+  std::shared_ptr<detail::program_process> impl_;
 };
 
 }  // namespace herd

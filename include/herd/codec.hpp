@@ -35,7 +35,7 @@
 #include <boost/pfr/core.hpp>
 
 #include <array>
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

@@ -2,14 +2,16 @@
 /// herd's error codes: `herd::errc`, the "herd" error category and `make_error_code`.
 #pragma once
 
-#include <herd/config.hpp>
-
+#include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <string>
 #include <type_traits>
 
 namespace herd {
+
+// As in config.hpp, which this header does without: codec.hpp and its users need no executor.
+using boost::system::error_code;
 
 /// Errors herd reports. Each value has a message in the "herd" category; operations add the
 /// pid and the program or function name where they can (see exit_status::describe()).

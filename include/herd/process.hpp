@@ -22,7 +22,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <exception>
 #include <functional>
 #include <memory>

@@ -11,7 +11,7 @@
 
 #include <herd/detail/typed_channel.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <optional>
 #include <string>
 #include <vector>

@@ -10,7 +10,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <optional>
 #include <string>
 #include <vector>

@@ -10,7 +10,6 @@
 
 #include <herd/sync.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstring>
@@ -221,8 +220,9 @@ class shared_array {
   std::span<T> span() const noexcept { return {data(), size_}; }
   /// `count` elements from `offset` (Python's arr[offset:offset + count]); clipped to the end.
   std::span<T> subspan(std::size_t offset, std::size_t count = std::dynamic_extent) const noexcept {
-    offset = std::min(offset, size_);
-    return span().subspan(offset, std::min(count, size_ - offset));
+    if (offset > size_) offset = size_;
+    if (count > size_ - offset) count = size_ - offset;
+    return span().subspan(offset, count);
   }
   /// A copy taken under get_lock() (Python's arr[:] on a synchronized array).
   std::vector<T> to_vector() const {
@@ -248,7 +248,7 @@ class shared_array {
  private:
   struct uninitialized {};
   shared_array(const executor_type& ex, std::size_t size, uninitialized)
-      : memory_(detail::allocate_shared_memory(std::max<std::size_t>(1, size) * sizeof(T))), size_(size), lock_(ex) {
+      : memory_(detail::allocate_shared_memory((size == 0 ? 1 : size) * sizeof(T))), size_(size), lock_(ex) {
     detail::check_shared_type<T>();
   }
 
@@ -278,7 +278,7 @@ class shared_string {
   std::string load() const {
     lock_guard<rlock> held(lock_);
     const storage& s = *get();
-    return std::string(s.bytes, std::min<std::size_t>(s.length, Capacity));
+    return std::string(s.bytes, s.length < Capacity ? s.length : Capacity);
   }
   /// Throws errc::invalid_argument (and stores nothing) if `text` exceeds the capacity.
   void store(std::string_view text) {

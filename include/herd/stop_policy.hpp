@@ -2,7 +2,7 @@
 /// How herd stops a child: one policy for terminate(), timeouts, cancellation and destructors.
 #pragma once
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <csignal>
 
 namespace herd {

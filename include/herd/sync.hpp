@@ -20,7 +20,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <memory>
 #include <optional>

@@ -12,7 +12,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/system_executor.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <memory>
 #include <utility>
 

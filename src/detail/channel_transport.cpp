@@ -18,7 +18,6 @@
 
 namespace herd::detail {
 
-error_code system_code(int value) noexcept { return {value, boost::system::system_category()}; }
 
 std::array<unique_fd, 2> make_socketpair() {
   int fds[2];

@@ -5,6 +5,7 @@
 
 #include <herd/config.hpp>
 
+#include "system_code.hpp"
 #include "unique_fd.hpp"
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -21,9 +22,6 @@ namespace herd::detail {
 
 using channel_clock = std::chrono::steady_clock;
 using channel_deadline = std::optional<channel_clock::time_point>;
-
-/// `value` (an errno) as an error_code.
-error_code system_code(int value) noexcept;
 
 /// The most descriptors one received packet may carry (its control buffer's room).
 constexpr std::size_t max_descriptors_per_packet = 16;

@@ -5,15 +5,16 @@
 #include <herd/child.hpp>
 #include <herd/process.hpp>
 
+#include "process_core.hpp"
+
 #include <memory>
 
 namespace herd::detail {
 
-struct process_core;
 
 struct core_access {
   static std::shared_ptr<process_core> of(const process_base& p);
-  static std::shared_ptr<process_core> of(const child& c) { return c.impl_; }
+  static std::shared_ptr<process_core> of(const child& c);
 };
 
 }  // namespace herd::detail

@@ -1,5 +1,7 @@
 // The byte-level core of herd's channels (queue, joinable_queue, pipe connections), compiled in
-// src/channel.cpp; the typed templates in queue.hpp and pipe.hpp encode and decode around it.
+// src/channel.cpp (the operations) and src/detail/ (channel_state, channel_shared, the transport,
+// large_message for outgoing_message and received_message, pending_batches); the typed templates
+// in queue.hpp and pipe.hpp encode and decode around it.
 #pragma once
 
 #include <herd/channel_options.hpp>
@@ -9,7 +11,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 
 #include <array>
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <memory>
 #include <optional>

@@ -1,7 +1,7 @@
 // When a blocking operation with a timeout gives up: one rule for channels and synchronization.
 #pragma once
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <optional>
 
 namespace herd::detail {

@@ -8,7 +8,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>

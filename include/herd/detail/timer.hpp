@@ -5,7 +5,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <memory>
 
 namespace herd::detail {

@@ -15,7 +15,7 @@
 #include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
-#include <chrono>
+#include <herd/detail/chrono.hpp>
 #include <memory>
 #include <optional>
 #include <string>
