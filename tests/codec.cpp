@@ -13,14 +13,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -189,6 +194,16 @@ template <typename T>
 T round_trip(const T& value) {
   return herd::decode<T>(herd::encode(value));
 }
+// A container herd has never heard of.
+struct ring {
+  using value_type = int;
+  std::vector<int> items;
+  auto begin() const { return items.begin(); }
+  auto end() const { return items.end(); }
+  std::size_t size() const { return items.size(); }
+  void push_back(int v) { items.push_back(v); }
+};
+
 }  // namespace
 
 TEST_SUITE("codec") {
@@ -217,6 +232,29 @@ TEST_SUITE("codec") {
     using v = std::variant<int, std::string>;
     CHECK(round_trip(v(std::string("s"))) == v(std::string("s")));
     CHECK(round_trip(v(5)) == v(5));
+  }
+
+  TEST_CASE("containers are recognised by their members, whoever wrote them") {
+    // codec.hpp includes none of these headers: sequences have push_back, maps key_type and
+    // mapped_type, sets key_type == value_type; strings and tuples are not sequences.
+    static_assert(herd::detail::is_sequence<std::list<int>> && herd::detail::is_sequence<std::deque<int>>);
+    static_assert(!herd::detail::is_sequence<std::string> && !herd::detail::is_sequence<std::tuple<int>>);
+    static_assert(herd::detail::is_map<std::multimap<int, int>> && herd::detail::is_map<std::unordered_map<int, int>>);
+    static_assert(herd::detail::is_set<std::unordered_set<int>> && !herd::detail::is_set<std::map<int, int>>);
+    static_assert(!herd::detail::is_map<std::set<int>> && !herd::detail::is_sequence<std::set<int>>);
+    CHECK(round_trip(std::list<std::string>{"a", "b"}) == std::list<std::string>{"a", "b"});
+    CHECK(round_trip(std::deque<int>{3, 1, 2}) == std::deque<int>{3, 1, 2});
+    const std::multimap<int, std::string> pairs{{1, "a"}, {1, "b"}, {2, "c"}};
+    CHECK(round_trip(pairs) == pairs);
+    const std::unordered_set<std::string> names{"x", "y"};
+    CHECK(round_trip(names) == names);
+    const std::set<std::vector<int>> sets{{1}, {2, 3}};
+    CHECK(round_trip(sets) == sets);
+    // A container of its own (ring): the same rules, nothing to declare.
+    ring r;
+    r.push_back(4);
+    r.push_back(5);
+    CHECK(round_trip(r).items == std::vector<int>{4, 5});
   }
 
   TEST_CASE("aggregates go field by field and cereal types through cereal") {

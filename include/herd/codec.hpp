@@ -183,20 +183,26 @@ concept sized_iterable = requires(const T& c) {
   c.size();
 };
 template <typename T>
-inline constexpr bool is_sequence = sized_iterable<T> && !std::is_same_v<T, std::string> &&
-                                    requires(T& c, typename T::value_type&& item) { c.push_back(std::move(item)); };
+concept sequence_container = sized_iterable<T> && !std::is_same_v<T, std::string> &&
+                             requires(T& c) { c.push_back(std::declval<typename T::value_type>()); };
 template <typename T>
-inline constexpr bool is_map = sized_iterable<T> && requires(T& c, typename T::value_type&& item) {
+concept map_container = sized_iterable<T> && requires(T& c) {
   typename T::key_type;
   typename T::mapped_type;
-  c.insert(std::move(item));
+  c.insert(std::declval<typename T::value_type>());
 };
 template <typename T>
-inline constexpr bool is_set = sized_iterable<T> && !is_map<T> && requires(T& c, typename T::value_type&& item) {
+concept set_container = sized_iterable<T> && !map_container<T> && requires(T& c) {
   typename T::key_type;
   requires std::is_same_v<typename T::key_type, typename T::value_type>;
-  c.insert(std::move(item));
+  c.insert(std::declval<typename T::value_type>());
 };
+template <typename T>
+inline constexpr bool is_sequence = sequence_container<T>;
+template <typename T>
+inline constexpr bool is_map = map_container<T>;
+template <typename T>
+inline constexpr bool is_set = set_container<T>;
 template <typename T>
 inline constexpr bool is_associative = is_map<T> || is_set<T>;
 
