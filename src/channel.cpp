@@ -25,8 +25,8 @@ namespace herd::detail {
 
 using std::chrono::milliseconds;
 
-channel::channel(std::unique_ptr<state> s) : state_(std::move(s)) {}
-channel::~channel() = default;
+channel::channel(std::unique_ptr<state> s) : state_(s.release()) {}
+channel::~channel() { delete state_; }
 
 namespace {
 

@@ -6,6 +6,11 @@ command::command(std::string program) : program_(std::move(program)) {}
 
 command::command(std::string program, std::vector<std::string> arguments)
     : program_(std::move(program)), arguments_(std::move(arguments)) {}
+command::command(const command&) = default;
+command::command(command&&) noexcept = default;
+command& command::operator=(const command&) = default;
+command& command::operator=(command&&) noexcept = default;
+command::~command() = default;
 
 command& command::arg(std::string argument) & {
   arguments_.push_back(std::move(argument));

@@ -2,12 +2,13 @@
 
 #include <herd/error.hpp>
 
-#include "detail/system_code.hpp"
 #include "detail/capture_buffer.hpp"
 #include "detail/descriptors.hpp"
 #include "detail/fork_lock.hpp"
 #include "detail/post_completion.hpp"
+#include "detail/system_code.hpp"
 
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 

@@ -3,8 +3,8 @@
 // awaitable forms are in sync_async.cpp, a condition's waiters in detail/condition_waiters.cpp,
 // and what each step decides in detail/sync_steps.cpp. Uncontended acquires and releases are one
 // atomic operation, no system call.
-#include "detail/system_code.hpp"
 #include "detail/sync_primitive.hpp"
+#include "detail/system_code.hpp"
 
 #include <herd/error.hpp>
 #include <herd/sync.hpp>

@@ -2,6 +2,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <utility>
+
 namespace herd::detail {
 
 struct timer::impl {
@@ -9,10 +11,16 @@ struct timer::impl {
   asio::steady_timer timer;
 };
 
-timer::timer(const asio::any_io_executor& ex) : impl_(std::make_unique<impl>(ex)) {}
-timer::timer(timer&&) noexcept = default;
-timer& timer::operator=(timer&&) noexcept = default;
-timer::~timer() = default;
+timer::timer(const asio::any_io_executor& ex) : impl_(new impl(ex)) {}
+timer::timer(timer&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
+timer& timer::operator=(timer&& other) noexcept {
+  if (this != &other) {
+    delete impl_;
+    impl_ = std::exchange(other.impl_, nullptr);
+  }
+  return *this;
+}
+timer::~timer() { delete impl_; }
 
 void timer::async_wait(std::chrono::steady_clock::duration duration,
                        asio::any_completion_handler<void(error_code)> handler) {

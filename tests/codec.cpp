@@ -232,6 +232,10 @@ TEST_SUITE("codec") {
     using v = std::variant<int, std::string>;
     CHECK(round_trip(v(std::string("s"))) == v(std::string("s")));
     CHECK(round_trip(v(5)) == v(5));
+    // Alternatives are told apart by index, not by type (codec.hpp finds a variant by its members).
+    using twins = std::variant<int, int>;
+    CHECK(round_trip(twins(std::in_place_index<1>, 7)).index() == 1);
+    CHECK(std::get<1>(round_trip(twins(std::in_place_index<1>, 7))) == 7);
   }
 
   TEST_CASE("containers are recognised by their members, whoever wrote them") {

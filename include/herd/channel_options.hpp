@@ -3,6 +3,7 @@
 #pragma once
 
 #include <herd/detail/chrono.hpp>
+
 #include <cstddef>
 
 namespace herd {

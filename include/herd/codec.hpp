@@ -30,12 +30,13 @@
 /// and layouts are the machine's own, not a portable format.
 #pragma once
 
+#include <herd/detail/chrono.hpp>
 #include <herd/error.hpp>
 
 #include <boost/pfr/core.hpp>
 
 #include <array>
-#include <herd/detail/chrono.hpp>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -49,7 +50,6 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace herd {
@@ -205,6 +205,28 @@ template <typename T>
 inline constexpr bool is_set = set_container<T>;
 template <typename T>
 inline constexpr bool is_associative = is_map<T> || is_set<T>;
+
+// std::variant by its members too (index(), valueless_by_exception(), built from
+// std::in_place_index), so this header need not include <variant>.
+template <typename T>
+struct alternatives_of {};
+template <template <typename...> class Variant, typename... Alternatives>
+struct alternatives_of<Variant<Alternatives...>> {
+  using type = std::tuple<Alternatives...>;
+};
+template <typename T>
+concept variant_like = requires(const T& v) {
+  typename alternatives_of<T>::type;
+  requires std::tuple_size_v<typename alternatives_of<T>::type> > 0;
+  { v.index() } -> std::convertible_to<std::size_t>;
+  { v.valueless_by_exception() } -> std::convertible_to<bool>;
+  requires std::is_constructible_v<T, std::in_place_index_t<0>,
+                                   std::tuple_element_t<0, typename alternatives_of<T>::type>>;
+};
+template <typename T>
+inline constexpr bool is_variant = variant_like<T>;
+template <typename T, std::size_t I>
+using alternative_t = std::tuple_element_t<I, typename alternatives_of<T>::type>;
 
 template <typename T>
 inline constexpr bool has_own_codec = !requires { typename codec<T>::herd_default_rules; };
@@ -459,7 +481,7 @@ constexpr plan plan_for() noexcept {
     constexpr verdict item = verdict_of<typename T::value_type, Depth>;
     return {item, item == verdict::raw ? 2 : accepted(item) ? 3 : 0};
   } else if constexpr (is_sequence<T> || is_associative<T> || is_instance<T, std::optional> ||
-                       is_instance<T, std::pair> || is_instance<T, std::tuple> || is_instance<T, std::variant>) {
+                       is_instance<T, std::pair> || is_instance<T, std::tuple> || is_variant<T>) {
     constexpr verdict items = elements_verdict<T, Depth>();
     return {items, accepted(items) ? 3 : 0};
   } else if constexpr (is_instance<T, std::chrono::duration>) {
@@ -548,10 +570,10 @@ struct codec {
       e.value(v.second);
     } else if constexpr (detail::is_instance<T, std::tuple>) {
       std::apply([&](const auto&... items) { (e.value(items), ...); }, v);
-    } else if constexpr (detail::is_instance<T, std::variant>) {
+    } else if constexpr (detail::is_variant<T>) {
       const std::uint32_t index = static_cast<std::uint32_t>(v.index());
       e.value(index);
-      std::visit([&](const auto& item) { e.value(item); }, v);
+      encode_alternative(e, v, std::make_index_sequence<std::tuple_size_v<typename detail::alternatives_of<T>::type>>());
     } else if constexpr (rule == 4) {
       boost::pfr::for_each_field(v, [&](const auto& field) { e.value(field); });
     } else if constexpr (rule == 5) {
@@ -633,9 +655,9 @@ struct codec {
       return T(std::move(first), std::move(second));
     } else if constexpr (detail::is_instance<T, std::tuple>) {
       return decode_tuple(d, std::make_index_sequence<std::tuple_size_v<T>>());
-    } else if constexpr (detail::is_instance<T, std::variant>) {
+    } else if constexpr (detail::is_variant<T>) {
       const auto index = d.value<std::uint32_t>();
-      return decode_variant(d, index, std::make_index_sequence<std::variant_size_v<T>>());
+      return decode_variant(d, index, std::make_index_sequence<std::tuple_size_v<typename detail::alternatives_of<T>::type>>());
     } else if constexpr (rule == 4) {
       T v{};
       boost::pfr::for_each_field(v, [&](auto& field) { field = d.value<std::remove_cvref_t<decltype(field)>>(); });
@@ -653,9 +675,15 @@ struct codec {
   }
 
   template <std::size_t... I>
+  static void encode_alternative(encoder& e, const T& v, std::index_sequence<I...>) {
+    using std::get;  // the variant's own, found by argument-dependent lookup
+    ((v.index() == I ? (e.value(get<I>(v)), 0) : 0), ...);
+  }
+
+  template <std::size_t... I>
   static T decode_variant(decoder& d, std::uint32_t index, std::index_sequence<I...>) {
     std::optional<T> v;
-    ((index == I ? (v.emplace(std::in_place_index<I>, d.value<std::variant_alternative_t<I, T>>()), 0) : 0), ...);
+    ((index == I ? (v.emplace(std::in_place_index<I>, d.value<detail::alternative_t<T, I>>()), 0) : 0), ...);
     if (!v) decoder::fail("a variant's index is out of range");
     return std::move(*v);
   }

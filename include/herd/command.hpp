@@ -33,6 +33,13 @@ class command {
   command(std::string program, Arguments&&... arguments)
       : command(std::move(program), std::vector<std::string>{std::string(std::forward<Arguments>(arguments))...}) {}
   command(std::string program, std::vector<std::string> arguments);
+  // Compiled in src/, so that every includer does not instantiate the members' copies and
+  // destructors (docs/design/decisions.md, "Light public headers").
+  command(const command&);
+  command(command&&) noexcept;
+  command& operator=(const command&);
+  command& operator=(command&&) noexcept;
+  ~command();
 
   command& arg(std::string argument) &;
   command&& arg(std::string argument) && { return std::move(arg(std::move(argument))); }

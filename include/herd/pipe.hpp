@@ -3,9 +3,9 @@
 /// receive values, awaitable in the parent and blocking in children.
 #pragma once
 
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/typed_channel.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <optional>
 #include <utility>
 

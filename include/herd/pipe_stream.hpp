@@ -7,14 +7,34 @@
 #include <herd/config.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/buffer.hpp>
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
+
+// Declared as in <boost/asio/buffer.hpp>, which this header does without (0.06 s for every
+// includer): code that makes buffers has included it before it reads or writes.
+namespace boost::asio {
+class mutable_buffer;
+class const_buffer;
+}  // namespace boost::asio
 
 namespace herd {
 namespace detail {
+
+/// The first non-empty buffer of a buffer sequence (one read or write moves at most that one),
+/// else an empty one: Asio's buffer_sequence_begin/end rules (a buffer is a sequence of one).
+template <typename Buffer, typename Sequence>
+Buffer first_buffer(const Sequence& buffers) {
+  if constexpr (std::is_convertible_v<const Sequence&, Buffer>) {
+    return Buffer(buffers);
+  } else {
+    for (const auto& item : buffers)
+      if (Buffer one(item); one.size() != 0) return one;
+    return Buffer();
+  }
+}
 
 struct pipe_state;  // the descriptor and what an end keeps; src/pipe_stream.cpp
 
@@ -61,15 +81,9 @@ class pipe_reader : public detail::pipe_end {
   template <typename MutableBufferSequence,
             asio::completion_token_for<void(error_code, std::size_t)> Token = default_token>
   auto async_read_some(const MutableBufferSequence& buffers, Token&& token = {}) {
-    asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it)
-      if (it->size() != 0) {
-        first = *it;
-        break;
-      }
     return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this](auto handler, asio::mutable_buffer buffer) { read_some_impl(buffer, std::move(handler)); },
-        token, first);
+        [this](auto handler, auto buffer) { read_some_impl(buffer, std::move(handler)); }, token,
+        detail::first_buffer<asio::mutable_buffer>(buffers));
   }
 
   /// Reads one line and returns it without its '\n'. At the end of the stream, a last line
@@ -117,15 +131,9 @@ class pipe_writer : public detail::pipe_end {
   template <typename ConstBufferSequence,
             asio::completion_token_for<void(error_code, std::size_t)> Token = default_token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token = {}) {
-    asio::const_buffer first = *asio::buffer_sequence_begin(buffers);
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it)
-      if (it->size() != 0) {
-        first = *it;
-        break;
-      }
     return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this](auto handler, asio::const_buffer buffer) { write_some_impl(buffer, std::move(handler)); },
-        token, first);
+        [this](auto handler, auto buffer) { write_some_impl(buffer, std::move(handler)); }, token,
+        detail::first_buffer<asio::const_buffer>(buffers));
   }
 
   /// Writes all of `data` (the writer keeps its own copy while it works).

@@ -10,6 +10,7 @@
 
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/function_child.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
@@ -22,7 +23,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <exception>
 #include <functional>
 #include <memory>

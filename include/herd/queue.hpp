@@ -9,9 +9,9 @@
 /// ones inside packets (packed while consumers are behind), large ones through shared memory.
 #pragma once
 
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/typed_channel.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <optional>
 #include <string>
 #include <vector>

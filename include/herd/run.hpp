@@ -5,12 +5,12 @@
 
 #include <herd/command.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/described.hpp>
 #include <herd/exit_status.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <optional>
 #include <string>
 #include <vector>

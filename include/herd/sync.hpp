@@ -12,6 +12,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/sync_core.hpp>
 #include <herd/error.hpp>
 
@@ -20,7 +21,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <memory>
 #include <optional>

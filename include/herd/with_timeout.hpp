@@ -3,6 +3,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/signature.hpp>
 #include <herd/detail/timer.hpp>
 #include <herd/error.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/system_executor.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <memory>
 #include <utility>
 

@@ -7,11 +7,11 @@
 #include <herd/channel_options.hpp>
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
 #include <array>
-#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -166,7 +166,9 @@ class channel : public std::enable_shared_from_this<channel> {
 
  private:
   friend struct channel_access;  // the composed operations of src/channel.cpp
-  std::unique_ptr<state> state_;
+  // Owned. Not a unique_ptr: every includer would instantiate it (docs/design/decisions.md,
+  // "Light public headers").
+  state* state_;
 };
 
 /// Sends every batch this process has packed but not sent. herd calls it before any wait it

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <herd/detail/chrono.hpp>
+
 #include <optional>
 
 namespace herd::detail {
@@ -9,10 +10,7 @@ namespace herd::detail {
 using deadline = std::optional<std::chrono::steady_clock::time_point>;
 
 /// `timeout` from now; none (wait forever) without a timeout, or beyond a century, which would
-/// overflow the clock.
-inline deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) {
-  if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
-  return std::chrono::steady_clock::now() + *timeout;
-}
+/// overflow the clock. Compiled in src/ (its clock arithmetic is not every includer's business).
+deadline deadline_after(std::optional<std::chrono::milliseconds> timeout);
 
 }  // namespace herd::detail

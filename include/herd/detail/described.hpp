@@ -7,7 +7,6 @@
 #include <herd/config.hpp>
 
 #include <boost/asio/associator.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/version.hpp>
 
@@ -92,6 +91,13 @@ struct async_result<herd::detail::described_deferred_t, void(herd::error_code, R
 
 #if BOOST_VERSION < 108200
 namespace detail {
+// Declared as in <boost/asio/awaitable.hpp>, which this header need not parse: the
+// specialization below is only instantiated by a co_await, whose code includes it.
+template <typename>
+class awaitable_thread;
+template <typename, typename>
+class awaitable_async_op_handler;
+
 // Asio 1.26 (Boost 1.81) cannot co_await a deferred `void(std::exception_ptr, T)` operation: its
 // resume() tests `*result` instead of `*result.ex_` (chriskohlhoff/asio#1190, fixed in 1.82).
 // This specialization is that class with the fix; the broken one never compiled, so no program

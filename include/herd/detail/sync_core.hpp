@@ -4,11 +4,11 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/detail/deadline.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>

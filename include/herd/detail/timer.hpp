@@ -2,11 +2,9 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/chrono.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
-
-#include <herd/detail/chrono.hpp>
-#include <memory>
 
 namespace herd::detail {
 
@@ -24,7 +22,7 @@ class timer {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  impl* impl_;  // owned; not a unique_ptr, which every includer would instantiate
 };
 
 }  // namespace herd::detail

@@ -5,6 +5,7 @@
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
 #include <herd/detail/channel.hpp>
+#include <herd/detail/chrono.hpp>
 #include <herd/error.hpp>
 
 #include <boost/asio/append.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
-#include <herd/detail/chrono.hpp>
 #include <memory>
 #include <optional>
 #include <string>
