@@ -2,9 +2,15 @@
 
 namespace herd::detail {
 
-deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) {
+deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) noexcept {
   if (!timeout || *timeout > std::chrono::hours(24 * 365 * 100)) return std::nullopt;
   return std::chrono::steady_clock::now() + *timeout;
+}
+
+countdown::countdown(std::chrono::milliseconds timeout) noexcept : end_(std::chrono::steady_clock::now() + timeout) {}
+
+std::chrono::milliseconds countdown::left() const noexcept {
+  return std::chrono::ceil<std::chrono::milliseconds>(end_ - std::chrono::steady_clock::now());
 }
 
 }  // namespace herd::detail

@@ -90,19 +90,15 @@ void async_result_erased(const std::shared_ptr<function_process>& state, const a
     return post_completion(ex, std::move(handler), std::make_exception_ptr(empty_handle_error()), std::string());
   run_process_hooks(process_moment::before_wait);
   // The slot of `handler` reaches the wait: cancelling stops waiting, nothing else.
-  auto slot = asio::get_associated_cancellation_slot(handler);
-  auto handler_executor = asio::get_associated_executor(handler, state->executor);
-  state->wait(asio::bind_cancellation_slot(
-      slot, asio::bind_executor(handler_executor, [state, handler = std::move(handler)](error_code ec,
-                                                                                          exit_status) mutable {
-        if (ec)
-          return std::move(handler)(
-              std::make_exception_ptr(boost::system::system_error(ec, describe_process(*state) + ": awaiting its result")),
-              std::string());
-        std::string bytes;
-        std::exception_ptr error = outcome_of(*state, bytes);
-        std::move(handler)(error, std::move(bytes));
-      })));
+  state->wait(adapt(std::move(handler), [state](auto&& h, error_code ec, exit_status) {
+    if (ec)
+      return std::move(h)(
+          std::make_exception_ptr(boost::system::system_error(ec, describe_process(*state) + ": awaiting its result")),
+          std::string());
+    std::string bytes;
+    std::exception_ptr error = outcome_of(*state, bytes);
+    std::move(h)(error, std::move(bytes));
+  }));
 }
 
 }  // namespace detail

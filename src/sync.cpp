@@ -341,7 +341,8 @@ std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value) {
   return std::make_shared<sync_core>(kind, static_cast<std::uint32_t>(value));
 }
 
-error_code sync_acquire(sync_core& core, sync_deadline deadline, bool block) noexcept {
+error_code sync_acquire(sync_core& core, sync_timeout timeout, bool block) noexcept {
+  const sync_deadline deadline = deadline_after(timeout);
   if (core.is_lock()) return core.lock(deadline, block, thread_tag());
   if (core.kind() == sync_kind::semaphore || core.kind() == sync_kind::bounded_semaphore)
     return core.down(deadline, block);
@@ -354,7 +355,8 @@ error_code sync_release(sync_core& core) noexcept {
   return errc::invalid_argument;
 }
 
-error_code sync_wait(sync_core& core, sync_deadline deadline, std::size_t& index) noexcept {
+error_code sync_wait(sync_core& core, sync_timeout timeout, std::size_t& index) noexcept {
+  const sync_deadline deadline = deadline_after(timeout);
   index = 0;
   switch (core.kind()) {
     case sync_kind::event: return core.wait_event(deadline);

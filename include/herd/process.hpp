@@ -10,6 +10,7 @@
 
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/adapted_handler.hpp>
 #include <herd/detail/chrono.hpp>
 #include <herd/detail/function_child.hpp>
 #include <herd/error.hpp>
@@ -17,11 +18,7 @@
 #include <herd/process_options.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
 
 #include <exception>
 #include <functional>
@@ -161,14 +158,11 @@ class process : public process_base {
   static auto initiate_result(std::shared_ptr<detail::function_process> state, executor_type ex, Token&& token) {
     return asio::async_initiate<Token, result_signature>(
         [](auto handler, std::shared_ptr<detail::function_process> s, executor_type e) {
-          auto handler_executor = asio::get_associated_executor(handler, e);
-          auto slot = asio::get_associated_cancellation_slot(handler);
-          detail::async_result_erased(
-              s, e, asio::bind_cancellation_slot(
-                     slot, asio::bind_executor(handler_executor, [handler = std::move(handler)](
-                                                                     std::exception_ptr error, std::string bytes) mutable {
-                       deliver(std::move(handler), error, bytes);
-                     })));
+          detail::async_result_erased(s, e,
+                                      detail::adapt(std::move(handler), [](auto&& h, std::exception_ptr error,
+                                                                           std::string bytes) {
+                                        deliver(std::move(h), error, bytes);
+                                      }));
         },
         token, std::move(state), std::move(ex));
   }

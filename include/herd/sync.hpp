@@ -12,14 +12,13 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/adapted_handler.hpp>
 #include <herd/detail/chrono.hpp>
+#include <herd/detail/deadline.hpp>
 #include <herd/detail/sync_core.hpp>
 #include <herd/error.hpp>
 
-#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -67,13 +66,10 @@ class sync_handle {
     return asio::async_initiate<Token, Signature>(
         [](auto handler, std::shared_ptr<sync_core> core, executor_type ex, sync_operation op, Deliver deliver) {
           executor_type home = asio::get_associated_executor(handler, ex);
-          auto slot = asio::get_associated_cancellation_slot(handler);
           async_sync_erased(std::move(core), op, home,
-                     asio::bind_cancellation_slot(
-                         slot, asio::bind_executor(home, [handler = std::move(handler), deliver](
-                                                             error_code ec, std::size_t index) mutable {
-                           deliver(std::move(handler), ec, index);
-                         })));
+                            adapt(std::move(handler), [deliver](auto&& h, error_code ec, std::size_t index) mutable {
+                              deliver(std::move(h), ec, index);
+                            }));
         },
         token, core_, executor_, operation, std::move(deliver));
   }
@@ -113,7 +109,7 @@ class acquirable : public sync_handle {
   }
   /// Waits at most `timeout`: false if it was not acquired (Python's acquire(timeout=t)).
   bool acquire(std::chrono::milliseconds timeout) {
-    const error_code ec = sync_acquire(core("acquire"), deadline_after(timeout), true);
+    const error_code ec = sync_acquire(core("acquire"), timeout, true);
     if (ec == errc::timed_out) return false;
     check(ec, "acquire");
     return true;
@@ -320,7 +316,7 @@ class event : public detail::sync_handle {
   /// Waits at most `timeout`; returns the flag (Python's wait(timeout)).
   bool wait(std::chrono::milliseconds timeout) {
     std::size_t ignored;
-    return !detail::sync_wait(core("wait"), detail::deadline_after(timeout), ignored) || is_set();
+    return !detail::sync_wait(core("wait"), timeout, ignored) || is_set();
   }
 
   /// @par Completion signature `void(error_code)`.
@@ -356,7 +352,7 @@ class condition : public detail::acquirable<condition> {
   /// False if `timeout` passed without a notify (Python's wait(timeout)); the lock is held again.
   bool wait(std::chrono::milliseconds timeout) {
     std::size_t ignored;
-    const error_code ec = detail::sync_wait(core("wait"), detail::deadline_after(timeout), ignored);
+    const error_code ec = detail::sync_wait(core("wait"), timeout, ignored);
     if (ec == errc::timed_out) return false;
     check(ec, "wait");
     return true;
@@ -369,9 +365,9 @@ class condition : public detail::acquirable<condition> {
   /// As above, at most `timeout` in all; returns the last value of `predicate()`.
   template <typename Predicate>
   bool wait_for(Predicate predicate, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const detail::countdown remaining(timeout);
     while (!predicate()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const std::chrono::milliseconds left = remaining.left();
       if (left.count() <= 0 || !wait(left)) return predicate();
     }
     return true;
@@ -411,7 +407,7 @@ class barrier : public detail::sync_handle {
   /// errc::broken_barrier).
   std::size_t wait(std::chrono::milliseconds timeout) {
     std::size_t index = 0;
-    check(detail::sync_wait(core("wait"), detail::deadline_after(timeout), index), "wait");
+    check(detail::sync_wait(core("wait"), timeout, index), "wait");
     return index;
   }
 

@@ -6,6 +6,7 @@
 // sync_steps.hpp; here they read and write the shared words and make the futex calls.
 #pragma once
 
+#include <herd/detail/deadline.hpp>
 #include <herd/detail/sync_core.hpp>
 
 #include "condition_waiters.hpp"
@@ -17,6 +18,8 @@
 #include <optional>
 
 namespace herd::detail {
+
+using sync_deadline = deadline;
 
 using atomic_word = std::atomic<std::uint32_t>;
 

@@ -11,6 +11,18 @@ using deadline = std::optional<std::chrono::steady_clock::time_point>;
 
 /// `timeout` from now; none (wait forever) without a timeout, or beyond a century, which would
 /// overflow the clock. Compiled in src/ (its clock arithmetic is not every includer's business).
-deadline deadline_after(std::optional<std::chrono::milliseconds> timeout);
+deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) noexcept;
+
+/// What is left of a timeout, for a loop of waits (condition::wait_for), without clock
+/// arithmetic in the includer: compiled in src/.
+class countdown {
+ public:
+  explicit countdown(std::chrono::milliseconds timeout) noexcept;
+  /// Rounded up (a truncated wait would wake early); zero or less once the time has passed.
+  std::chrono::milliseconds left() const noexcept;
+
+ private:
+  std::chrono::steady_clock::time_point end_;
+};
 
 }  // namespace herd::detail

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/adapted_handler.hpp>
 
-#include <boost/asio/associator.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/version.hpp>
 
@@ -24,12 +24,10 @@ struct described_deferred_t {};
 template <typename R>
 concept has_description = requires(const R& r) { r.description; };
 
-template <typename Handler>
-struct describing_handler {
-  Handler handler;
-
-  template <has_description R>
-  void operator()(error_code ec, R result) {
+// Turns `void(error_code, R)` into `void(std::exception_ptr, R)`, the description in what().
+struct describe_failure {
+  template <typename Handler, has_description R>
+  void operator()(Handler&& handler, error_code ec, R result) {
     std::exception_ptr error;
     if (ec) error = std::make_exception_ptr(boost::system::system_error(ec, result.description));
     std::move(handler)(error, std::move(result));
@@ -61,23 +59,13 @@ struct describing_initiation {
     if constexpr (is_undescribed<std::decay_t<Handler>>::value)
       std::move(inner)(std::move(handler.handler), std::forward<Args>(args)...);
     else
-      std::move(inner)(describing_handler<std::decay_t<Handler>>{std::forward<Handler>(handler)},
-                       std::forward<Args>(args)...);
+      std::move(inner)(adapt(std::forward<Handler>(handler), describe_failure{}), std::forward<Args>(args)...);
   }
 };
 
 }  // namespace herd::detail
 
 namespace boost::asio {
-
-template <template <typename, typename> class Associator, typename Handler, typename DefaultCandidate>
-struct associator<Associator, herd::detail::describing_handler<Handler>, DefaultCandidate>
-    : Associator<Handler, DefaultCandidate> {
-  static typename Associator<Handler, DefaultCandidate>::type get(
-      const herd::detail::describing_handler<Handler>& h, const DefaultCandidate& c = DefaultCandidate()) noexcept {
-    return Associator<Handler, DefaultCandidate>::get(h.handler, c);
-  }
-};
 
 template <typename R>
 struct async_result<herd::detail::described_deferred_t, void(herd::error_code, R)> {

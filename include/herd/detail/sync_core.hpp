@@ -5,7 +5,6 @@
 
 #include <herd/config.hpp>
 #include <herd/detail/chrono.hpp>
-#include <herd/detail/deadline.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -20,7 +19,9 @@ enum class sync_kind : std::uint8_t { lock, rlock, semaphore, bounded_semaphore,
 
 class sync_core;
 
-using sync_deadline = deadline;
+/// No timeout: wait for ever. The deadline is taken in src/ (its clock arithmetic is not every
+/// includer's business).
+using sync_timeout = std::optional<std::chrono::milliseconds>;
 
 /// `value`: a semaphore's initial value (also a bounded one's maximum), a barrier's parties;
 /// errc::invalid_argument (naming it) for a barrier of no party or a value above 2^32 - 1.
@@ -28,14 +29,14 @@ std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value);
 
 /// lock, rlock, semaphores, and a condition's lock. Success, errc::owner_died (the caller holds
 /// it now), errc::timed_out, errc::would_block (not `block`).
-error_code sync_acquire(sync_core& core, sync_deadline deadline, bool block) noexcept;
+error_code sync_acquire(sync_core& core, sync_timeout timeout, bool block) noexcept;
 /// errc::not_owner; errc::invalid_argument for a bounded semaphore released above its value.
 error_code sync_release(sync_core& core) noexcept;
 
 /// Event: wait until set. Condition: release the lock, wait for a notify, take the lock again.
 /// Barrier: wait for all parties (`index` is this caller's, 0 to parties - 1).
 /// errc::timed_out, errc::not_owner (condition), errc::broken_barrier.
-error_code sync_wait(sync_core& core, sync_deadline deadline, std::size_t& index) noexcept;
+error_code sync_wait(sync_core& core, sync_timeout timeout, std::size_t& index) noexcept;
 
 void event_set(sync_core& core) noexcept;
 void event_clear(sync_core& core) noexcept;

@@ -4,15 +4,13 @@
 
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
+#include <herd/detail/adapted_handler.hpp>
 #include <herd/detail/channel.hpp>
 #include <herd/detail/chrono.hpp>
 #include <herd/error.hpp>
 
 #include <boost/asio/append.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 
@@ -77,16 +75,13 @@ class typed_channel {
           T value{};
           if (error_code ec = ch->try_receive(decode_into(value)); ec != errc::would_block)
             return asio::defer(home, asio::append(std::move(handler), ec, std::move(value)));  // T{} on an error
-          auto slot = asio::get_associated_cancellation_slot(handler);
-          ch->async_receive_erased(home, asio::bind_cancellation_slot(
-                                      slot, asio::bind_executor(home, [handler = std::move(handler), ch](
-                                                                          error_code ec,
-                                                                          received_message message) mutable {
-                                        T value{};
-                                        if (!ec) ec = decode(message.bytes(), value);
-                                        ch->recycle(std::move(message));
-                                        std::move(handler)(ec, ec ? T{} : std::move(value));
-                                      })));
+          ch->async_receive_erased(home, adapt(std::move(handler), [ch](auto&& h, error_code ec,
+                                                                         received_message message) {
+                                     T value{};
+                                     if (!ec) ec = decode(message.bytes(), value);
+                                     ch->recycle(std::move(message));
+                                     std::move(h)(ec, ec ? T{} : std::move(value));
+                                   }));
         },
         token, channel_, executor_);
   }
