@@ -220,6 +220,39 @@ error_code channel::join(std::optional<milliseconds> timeout) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// channel_end: the untyped half of a queue's or connection's end.
+
+channel_end::channel_end(executor_type ex, std::shared_ptr<channel> ch) noexcept
+    : executor_(std::move(ex)), channel_(std::move(ch)) {}
+channel_end::channel_end(const channel_end&) = default;
+channel_end& channel_end::operator=(const channel_end&) = default;
+// A moved-from end keeps its executor, for the completions that report it closed.
+channel_end::channel_end(channel_end&& other) noexcept : executor_(other.executor_), channel_(std::move(other.channel_)) {}
+channel_end& channel_end::operator=(channel_end&& other) noexcept {
+  executor_ = other.executor_;
+  channel_ = std::move(other.channel_);
+  return *this;
+}
+channel_end::~channel_end() = default;
+
+channel_end::executor_type channel_end::get_executor() const noexcept { return executor_; }
+
+error_code channel_end::send_many(std::vector<std::string>& messages, std::size_t& sent) {
+  sent = 0;
+  return channel_ ? channel_->send_many(messages, sent) : error_code(errc::closed);
+}
+error_code channel_end::flush() { return channel_ ? channel_->flush() : error_code(errc::closed); }
+void channel_end::close() noexcept {
+  if (channel_) channel_->close();
+}
+bool channel_end::closed() const noexcept { return !channel_ || channel_->is_closed(); }
+std::size_t channel_end::size() const noexcept { return channel_ ? channel_->size().value_or(0) : 0; }
+error_code channel_end::task_done() noexcept { return channel_ ? channel_->task_done() : error_code(errc::closed); }
+error_code channel_end::join(std::optional<std::chrono::milliseconds> timeout) {
+  return channel_ ? channel_->join(timeout) : error_code(errc::closed);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Asynchronous operations: try without blocking, else wait on a private epoll descriptor, then
 // retry. They honour all cancellation types, including one that arrives between steps, and
 // never complete inside the initiating call.

@@ -1,7 +1,7 @@
 // herd's synchronization primitives across processes: sync_core's operations on its shared state
 // (detail/sync_primitive.hpp) and their blocking forms, which sleep in the caller's thread. The
 // awaitable forms are in sync_async.cpp, a condition's waiters in detail/condition_waiters.cpp,
-// and what each step decides in detail/sync_steps.cpp. Uncontended acquires and releases are one
+// and what each step decides in detail/sync_steps.hpp. Uncontended acquires and releases are one
 // atomic operation, no system call.
 #include "detail/sync_primitive.hpp"
 #include "detail/system_code.hpp"
@@ -342,7 +342,7 @@ std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value) {
 }
 
 error_code sync_acquire(sync_core& core, sync_timeout timeout, bool block) noexcept {
-  const sync_deadline deadline = deadline_after(timeout);
+  const sync_deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;  // no clock read, no call
   if (core.is_lock()) return core.lock(deadline, block, thread_tag());
   if (core.kind() == sync_kind::semaphore || core.kind() == sync_kind::bounded_semaphore)
     return core.down(deadline, block);
@@ -356,7 +356,7 @@ error_code sync_release(sync_core& core) noexcept {
 }
 
 error_code sync_wait(sync_core& core, sync_timeout timeout, std::size_t& index) noexcept {
-  const sync_deadline deadline = deadline_after(timeout);
+  const sync_deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;
   index = 0;
   switch (core.kind()) {
     case sync_kind::event: return core.wait_event(deadline);

@@ -7,6 +7,7 @@
 
 #include <herd/config.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -28,24 +29,34 @@ constexpr std::uint32_t lock_owner(std::uint32_t word) noexcept { return word & 
 /// The word once `self` takes the lock, or nullopt if it is held. A caller that has slept
 /// (`contended`) sets the waiters bit whatever the word held: others may still sleep on it (the
 /// release cleared the bit).
-std::optional<std::uint32_t> word_after_taking(std::uint32_t word, std::uint32_t self, bool contended) noexcept;
+inline std::optional<std::uint32_t> word_after_taking(std::uint32_t word, std::uint32_t self, bool contended) noexcept {
+  if (lock_owner(word) != 0) return std::nullopt;
+  return self | (contended ? waiters_bit : word & waiters_bit);
+}
 
 /// The word a waiter sleeps on (the waiters bit set), or 0 if the lock is free: take it instead.
-std::uint32_t word_to_sleep_on(std::uint32_t word) noexcept;
+inline std::uint32_t word_to_sleep_on(std::uint32_t word) noexcept { return lock_owner(word) == 0 ? 0 : word | waiters_bit; }
 
 /// A release of a lock whose word was `word` must wake one sleeper.
 constexpr bool release_wakes_one(std::uint32_t word) noexcept { return (word & waiters_bit) != 0; }
 
 /// Whether the holder recorded in `word` is worth a look (is it gone?): held, and not by `self`.
-bool may_take_from_dead_owner(std::uint32_t word, std::uint32_t self) noexcept;
+inline bool may_take_from_dead_owner(std::uint32_t word, std::uint32_t self) noexcept {
+  const std::uint32_t owner = lock_owner(word);
+  return owner != 0 && owner != self;
+}
 
 /// rlock: the calling thread (`tag`) holds it already and takes one level more. Awaitable
 /// acquisitions (async_tag) never re-enter.
-bool rlock_reenters(std::uint32_t word, std::uint32_t self, std::uint32_t owner_thread, std::uint32_t tag) noexcept;
+inline bool rlock_reenters(std::uint32_t word, std::uint32_t self, std::uint32_t owner_thread, std::uint32_t tag) noexcept {
+  return tag != async_tag && lock_owner(word) == self && owner_thread == tag;
+}
 
 /// rlock: `tag` may release it: a thread's acquisition is its own; an awaitable one belongs to
 /// the process.
-bool rlock_release_allowed(std::uint32_t owner_thread, std::uint32_t tag) noexcept;
+inline bool rlock_release_allowed(std::uint32_t owner_thread, std::uint32_t tag) noexcept {
+  return owner_thread == tag || owner_thread == async_tag;
+}
 
 /// rlock: after a release at recursion `depth`, the lock is still held (one level less).
 constexpr bool rlock_still_held(std::uint32_t depth) noexcept { return depth > 1; }
@@ -59,10 +70,16 @@ constexpr std::uint32_t semaphore_maximum(bool bounded, std::uint32_t initial) n
 }
 
 /// The value once one unit is taken, or nullopt at 0: the caller must wait.
-std::optional<std::uint32_t> value_after_taking(std::uint32_t value) noexcept;
+inline std::optional<std::uint32_t> value_after_taking(std::uint32_t value) noexcept {
+  if (value == 0) return std::nullopt;
+  return value - 1;
+}
 
 /// The value once one unit is given back, or nullopt at `maximum` (errc::invalid_argument).
-std::optional<std::uint32_t> value_after_release(std::uint32_t value, std::uint32_t maximum) noexcept;
+inline std::optional<std::uint32_t> value_after_release(std::uint32_t value, std::uint32_t maximum) noexcept {
+  if (value >= maximum) return std::nullopt;  // Python's ValueError
+  return value + 1;
+}
 
 /// A release (semaphore) or a set (event) seeing `waiters` callers that may sleep wakes them.
 constexpr bool release_wakes_sleepers(std::uint32_t waiters) noexcept { return waiters > 0; }
@@ -82,11 +99,16 @@ inline constexpr auto owner_check = std::chrono::milliseconds(100);
 
 /// When a sleeper wakes up next: its deadline, or sooner, to look again for a holder that died
 /// or a wake-up lost to a waiter that died or left.
-std::optional<sync_clock::time_point> next_look(std::optional<sync_clock::time_point> deadline,
-                                                sync_clock::time_point now) noexcept;
+inline std::optional<sync_clock::time_point> next_look(std::optional<sync_clock::time_point> deadline,
+                                                sync_clock::time_point now) noexcept {
+  const sync_clock::time_point recheck = now + owner_check;
+  return deadline && *deadline < recheck ? deadline : recheck;
+}
 
 /// The wait must end with errc::timed_out (after a last attempt that failed).
-bool deadline_passed(const std::optional<sync_clock::time_point>& deadline, sync_clock::time_point now) noexcept;
+inline bool deadline_passed(const std::optional<sync_clock::time_point>& deadline, sync_clock::time_point now) noexcept {
+  return deadline && now >= *deadline;
+}
 
 // -- barriers ---------------------------------------------------------------------------------
 
@@ -97,7 +119,10 @@ struct barrier_arrival {
 };
 /// A party arrives (the barrier's lock held) with `arrived` parties there before it: a broken
 /// barrier refuses it, the last one trips the generation, the others wait.
-barrier_arrival arrive_at_barrier(bool broken, std::uint32_t arrived, std::uint32_t parties) noexcept;
+inline barrier_arrival arrive_at_barrier(bool broken, std::uint32_t arrived, std::uint32_t parties) noexcept {
+  if (broken) return {barrier_outcome::broken, 0};
+  return {arrived + 1 >= parties ? barrier_outcome::trips : barrier_outcome::waits, arrived};
+}
 
 /// Which generations were broken: bit g % 64 for generation g (64 generations back suffice:
 /// a waiter looks at its own as soon as it wakes).
@@ -109,11 +134,16 @@ constexpr bool generation_broken(std::uint64_t broken_generations, std::uint32_t
 }
 /// The broken-generation bits once generation `g` ends, broken or tripped; the next one starts
 /// whole.
-std::uint64_t broken_generations_after_end(std::uint64_t broken_generations, std::uint32_t g, bool broken) noexcept;
+inline std::uint64_t broken_generations_after_end(std::uint64_t broken_generations, std::uint32_t g, bool broken) noexcept {
+  if (broken) broken_generations |= generation_bit(g);
+  return broken_generations & ~generation_bit(g + 1);
+}
 
 /// A wait in generation `g` that gave up (`reason`: timed out, cancelled) and broke it for
 /// everyone — unless the last party came first, and `g` tripped: then it succeeded.
-error_code barrier_give_up_result(std::uint64_t broken_generations, std::uint32_t g, error_code reason) noexcept;
+inline error_code barrier_give_up_result(std::uint64_t broken_generations, std::uint32_t g, error_code reason) noexcept {
+  return generation_broken(broken_generations, g) ? reason : error_code();
+}
 
 // -- conditions -------------------------------------------------------------------------------
 //
@@ -134,10 +164,18 @@ constexpr std::uint64_t grant_word(std::uint64_t granted, std::uint64_t eligible
 /// may claim a wake-up of notify(n) (counted in grants' high half), or waiting (counted in
 /// `waiting`).
 enum class waiter_standing : std::uint8_t { woken_by_notify_all, may_claim, waiting };
-waiter_standing standing_of(std::uint64_t ticket, std::uint64_t all_upto, std::uint64_t grant_limit) noexcept;
+inline waiter_standing standing_of(std::uint64_t ticket, std::uint64_t all_upto, std::uint64_t grant_limit) noexcept {
+  if (ticket < all_upto) return waiter_standing::woken_by_notify_all;
+  if (ticket < grant_limit) return waiter_standing::may_claim;
+  return waiter_standing::waiting;
+}
 
 /// The grants word once a waiter that may claim takes a wake-up, or nullopt if none is left.
-std::optional<std::uint64_t> grants_after_claim(std::uint64_t grants) noexcept;
+inline std::optional<std::uint64_t> grants_after_claim(std::uint64_t grants) noexcept {
+  const std::uint64_t granted = grant_part(grants), eligible = eligible_part(grants);
+  if (granted == 0) return std::nullopt;
+  return grant_word(granted - 1, eligible > 0 ? eligible - 1 : 0);
+}
 
 /// A waiter that may claim leaves without a wake-up (alive or dead): when there are as many
 /// wake-ups as waiters that may claim one, one was for it and goes with it (`took_grant`); else
@@ -146,7 +184,11 @@ struct leaving_grants {
   std::uint64_t grants;
   bool took_grant;
 };
-leaving_grants grants_after_leaving(std::uint64_t grants) noexcept;
+inline leaving_grants grants_after_leaving(std::uint64_t grants) noexcept {
+  const std::uint64_t granted = grant_part(grants), eligible = eligible_part(grants);
+  const bool had_grant = granted > 0 && granted >= eligible;
+  return {grant_word(had_grant ? granted - 1 : granted, eligible > 0 ? eligible - 1 : 0), had_grant};
+}
 
 /// `waiting` once a waiter counted there leaves (never below 0).
 constexpr std::uint32_t waiting_after_leaving(std::uint32_t waiting) noexcept { return waiting > 0 ? waiting - 1 : 0; }
@@ -158,7 +200,11 @@ struct notify_grants {
   std::uint32_t woken;
   std::uint64_t grants;
 };
-notify_grants grants_after_notify(std::size_t count, std::uint32_t waiting, std::uint64_t grants) noexcept;
+inline notify_grants grants_after_notify(std::size_t count, std::uint32_t waiting, std::uint64_t grants) noexcept {
+  const auto woken = static_cast<std::uint32_t>(std::min<std::size_t>(count, waiting));
+  if (woken == 0) return {0, grants};
+  return {woken, grant_word(grant_part(grants) + woken, waiting + grant_part(grants))};
+}
 
 /// A notify must first take dead waiters out of the counts when wake-ups of earlier notifies
 /// are not all claimed: this one lets every waiter claim, so wake-ups that dead waiters left
@@ -175,8 +221,13 @@ inline constexpr std::uint32_t abandoned_bit = 0x80000000u;
 /// earlier ones not all claimed): only waiters that may claim one, and have not begun to, are
 /// looked at. Else every occupied slot (a full table).
 enum class slot_review : std::uint8_t { skip, look_at_process, reclaim };
-slot_review review_slot(std::uint32_t owner, std::uint64_t ticket, bool lingering, std::uint64_t all_upto,
-                        std::uint64_t grant_limit) noexcept;
+inline slot_review review_slot(std::uint32_t owner, std::uint64_t ticket, bool lingering, std::uint64_t all_upto,
+                        std::uint64_t grant_limit) noexcept {
+  if (owner == 0) return slot_review::skip;
+  if (lingering && ((owner & claiming_bit) || standing_of(ticket, all_upto, grant_limit) != waiter_standing::may_claim))
+    return slot_review::skip;
+  return owner & abandoned_bit ? slot_review::reclaim : slot_review::look_at_process;
+}
 
 /// A waiter taken out of the table (dead, or abandoned) leaves the counts unless it died while
 /// claiming: it is then taken as having claimed (at worst its wake-up is left over, never lost).

@@ -171,6 +171,34 @@ class channel : public std::enable_shared_from_this<channel> {
   state* state_;
 };
 
+/// What a channel end does whatever its message type, compiled in src/channel.cpp: the channel
+/// and its home executor. A moved-from end has no channel: close() and the queries are harmless,
+/// everything else reports errc::closed (its executor stays, for the completion).
+class channel_end {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  channel_end(executor_type ex, std::shared_ptr<channel> ch) noexcept;
+  channel_end(const channel_end&);
+  channel_end& operator=(const channel_end&);
+  channel_end(channel_end&& other) noexcept;
+  channel_end& operator=(channel_end&& other) noexcept;
+  ~channel_end();
+
+  executor_type get_executor() const noexcept;
+  error_code send_many(std::vector<std::string>& messages, std::size_t& sent);
+  error_code flush();
+  void close() noexcept;
+  bool closed() const noexcept;
+  std::size_t size() const noexcept;
+  error_code task_done() noexcept;
+  error_code join(std::optional<std::chrono::milliseconds> timeout);
+
+ protected:
+  executor_type executor_;
+  std::shared_ptr<channel> channel_;
+};
+
 /// Sends every batch this process has packed but not sent. herd calls it before any wait it
 /// offers, before fork and at exit, so a packed message never waits for a sender that waits.
 void flush_all_channels() noexcept;

@@ -29,28 +29,15 @@ void check_message_type() {
   static_assert(std::is_default_constructible_v<T>, "herd: message types must be default-constructible");
 }
 
-/// A channel end plus its home executor; the typed operations of queues and connections, and the
-/// one place they reach the channel. A moved-from end has no channel: close() and the queries
-/// are harmless, everything else reports errc::closed (its executor stays, for the completion).
+/// The typed operations of queues and connections, and the one place they reach the channel.
 template <typename T>
-class typed_channel {
+class typed_channel : public channel_end {
  public:
-  using executor_type = asio::any_io_executor;
   using value_type = T;
 
-  typed_channel(executor_type ex, std::shared_ptr<channel> ch) : executor_(std::move(ex)), channel_(std::move(ch)) {
+  typed_channel(executor_type ex, std::shared_ptr<channel> ch) : channel_end(std::move(ex), std::move(ch)) {
     check_message_type<T>();
   }
-  typed_channel(const typed_channel&) = default;
-  typed_channel& operator=(const typed_channel&) = default;
-  typed_channel(typed_channel&& other) noexcept : executor_(other.executor_), channel_(std::move(other.channel_)) {}
-  typed_channel& operator=(typed_channel&& other) noexcept {
-    executor_ = other.executor_;
-    channel_ = std::move(other.channel_);
-    return *this;
-  }
-
-  executor_type get_executor() const noexcept { return executor_; }
 
   template <asio::completion_token_for<void(error_code)> Token>
   auto send_async(const T& value, Token&& token) {
@@ -110,21 +97,6 @@ class typed_channel {
     return channel_->receive(decode_into(out), timeout, block);
   }
 
-  error_code send_many(std::vector<std::string>& messages, std::size_t& sent) {
-    sent = 0;
-    return channel_ ? channel_->send_many(messages, sent) : error_code(errc::closed);
-  }
-  error_code flush() { return channel_ ? channel_->flush() : error_code(errc::closed); }
-  void close() noexcept {
-    if (channel_) channel_->close();
-  }
-  bool closed() const noexcept { return !channel_ || channel_->is_closed(); }
-  std::size_t size() const noexcept { return channel_ ? channel_->size().value_or(0) : 0; }
-  error_code task_done() noexcept { return channel_ ? channel_->task_done() : error_code(errc::closed); }
-  error_code join(std::optional<std::chrono::milliseconds> timeout) {
-    return channel_ ? channel_->join(timeout) : error_code(errc::closed);
-  }
-
  private:
   // Large messages go into their memfd as they are encoded (see outgoing_message).
   outgoing_message encode(const T& value) const {
@@ -148,9 +120,6 @@ class typed_channel {
             },
             &out};
   }
-
-  executor_type executor_;
-  std::shared_ptr<channel> channel_;
 };
 
 }  // namespace herd::detail
