@@ -211,9 +211,9 @@ error_code channel::join(std::optional<milliseconds> timeout) {
   while (s.shared->unfinished() > 0) {
     // "All done" is an eventfd that may be stale for a moment (see counted_put): sleep on it in
     // short slices and look at the counter again.
-    const auto slice = channel_clock::now() + milliseconds(20);
+    const auto slice = deadline_clock::now() + milliseconds(20);
     wait_ready(s.done.get(), POLLIN, deadline ? std::min(*deadline, slice) : slice);
-    if (deadline && channel_clock::now() >= *deadline && s.shared->unfinished() > 0)
+    if (deadline_passed(deadline, deadline_clock::now()) && s.shared->unfinished() > 0)
       return errc::timed_out;
   }
   return {};

@@ -7,6 +7,10 @@ deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) noexce
   return std::chrono::steady_clock::now() + *timeout;
 }
 
+bool deadline_passed(const deadline& deadline, deadline_clock::time_point now) noexcept {
+  return deadline && now >= *deadline;
+}
+
 countdown::countdown(std::chrono::milliseconds timeout) noexcept : end_(std::chrono::steady_clock::now() + timeout) {}
 
 std::chrono::milliseconds countdown::left() const noexcept {

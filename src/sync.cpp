@@ -117,7 +117,7 @@ error_code sync_core::try_lock(std::uint32_t tag) noexcept {
   return errc::would_block;
 }
 
-error_code sync_core::lock(sync_deadline deadline, bool block, std::uint32_t tag) noexcept {
+error_code sync_core::lock(deadline deadline, bool block, std::uint32_t tag) noexcept {
   if (error_code ec = try_lock(tag); ec != errc::would_block || !block) return ec;
   if (spin_until([&] { return take_if_free(tag); })) return {};
   for (;;) {
@@ -126,10 +126,10 @@ error_code sync_core::lock(sync_deadline deadline, bool block, std::uint32_t tag
       if (take_if_free(tag, true)) return {};
       continue;
     }
-    futex_wait(s->lock_word, v, next_look(deadline, sync_clock::now()));
+    futex_wait(s->lock_word, v, next_look(deadline, deadline_clock::now()));
     if (take_if_free(tag, true)) return {};
     if (take_from_dead_owner(s->lock_word.load(std::memory_order_relaxed), tag)) return errc::owner_died;
-    if (deadline_passed(deadline, sync_clock::now())) {
+    if (deadline_passed(deadline, deadline_clock::now())) {
       pass_on_wake();
       return errc::timed_out;
     }
@@ -160,7 +160,7 @@ bool sync_core::take_unit() noexcept {
   return false;
 }
 
-error_code sync_core::down(sync_deadline deadline, bool block) noexcept {
+error_code sync_core::down(deadline deadline, bool block) noexcept {
   if (take_unit()) return {};
   if (!block) return errc::would_block;
   if (spin_until([&] { return take_unit(); })) return {};
@@ -168,9 +168,9 @@ error_code sync_core::down(sync_deadline deadline, bool block) noexcept {
   for (;;) {
     if (take_unit()) break;
     // The recheck bounds what a wake-up lost to a waiter that died or left costs.
-    futex_wait(s->value, 0, next_look(deadline, sync_clock::now()));
+    futex_wait(s->value, 0, next_look(deadline, deadline_clock::now()));
     if (take_unit()) break;
-    if (deadline_passed(deadline, sync_clock::now())) {
+    if (deadline_passed(deadline, deadline_clock::now())) {
       s->waiters.fetch_sub(1);
       return errc::timed_out;
     }
@@ -198,7 +198,7 @@ void sync_core::set() noexcept {
   if (release_wakes_sleepers(s->waiters.load())) futex_wake(s->generation, INT_MAX);
 }
 
-error_code sync_core::wait_event(sync_deadline deadline) noexcept {
+error_code sync_core::wait_event(deadline deadline) noexcept {
   const std::uint32_t seen = s->generation.load();
   if (s->flag.load()) return {};
   s->waiters.fetch_add(1);
@@ -215,7 +215,7 @@ error_code sync_core::wait_event(sync_deadline deadline) noexcept {
 
 // -- conditions -------------------------------------------------------------------------------
 
-error_code sync_core::wait_condition(sync_deadline deadline) noexcept {
+error_code sync_core::wait_condition(deadline deadline) noexcept {
   if (!holds_lock()) return errc::not_owner;
   std::uint32_t slot = no_slot;
   const std::uint64_t ticket = waiters_->take_ticket(slot);
@@ -287,7 +287,7 @@ void sync_core::break_barrier(std::uint32_t g, bool stay_broken) noexcept {
   futex_wake(s->generation, INT_MAX);
 }
 
-error_code sync_core::wait_barrier(sync_deadline deadline, std::size_t& index) noexcept {
+error_code sync_core::wait_barrier(deadline deadline, std::size_t& index) noexcept {
   error_code ec;
   bool done = false;
   const std::uint32_t g = arrive(index, ec, done);
@@ -342,7 +342,7 @@ std::shared_ptr<sync_core> make_sync_core(sync_kind kind, std::size_t value) {
 }
 
 error_code sync_acquire(sync_core& core, sync_timeout timeout, bool block) noexcept {
-  const sync_deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;  // no clock read, no call
+  const deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;  // no clock read, no call
   if (core.is_lock()) return core.lock(deadline, block, thread_tag());
   if (core.kind() == sync_kind::semaphore || core.kind() == sync_kind::bounded_semaphore)
     return core.down(deadline, block);
@@ -356,7 +356,7 @@ error_code sync_release(sync_core& core) noexcept {
 }
 
 error_code sync_wait(sync_core& core, sync_timeout timeout, std::size_t& index) noexcept {
-  const sync_deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;
+  const deadline deadline = timeout ? deadline_after(timeout) : std::nullopt;
   index = 0;
   switch (core.kind()) {
     case sync_kind::event: return core.wait_event(deadline);

@@ -81,7 +81,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
   struct wait_plan {
     const atomic_word* word;
     std::uint32_t expected;
-    std::optional<sync_clock::time_point> recheck;
+    std::optional<deadline_clock::time_point> recheck;
   };
 
   void request_cancel() {
@@ -130,7 +130,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
         return finish(errc::owner_died);
       if (const std::uint32_t v = c.announce_waiter()) {
         slept_ = true;
-        return wait_plan{&c.s->lock_word, v, sync_clock::now() + owner_check};
+        return wait_plan{&c.s->lock_word, v, deadline_clock::now() + owner_check};
       }
     }
   }
@@ -156,7 +156,7 @@ class async_sync_op : public std::enable_shared_from_this<async_sync_op> {
       s.waiters.fetch_add(1);
       if (core_->take_unit()) return finish_registered({});
     }
-    return wait_plan{&s.value, 0, sync_clock::now() + owner_check};
+    return wait_plan{&s.value, 0, deadline_clock::now() + owner_check};
   }
 
   std::optional<wait_plan> wait_event(bool cancelled) {

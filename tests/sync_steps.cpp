@@ -156,7 +156,7 @@ TEST_SUITE("sync_steps") {
   // -- deadlines ------------------------------------------------------------------------------
 
   TEST_CASE("a sleeper wakes at its deadline or sooner to look for a dead holder, and times out at it") {
-    const auto now = d::sync_clock::now();
+    const auto now = d::deadline_clock::now();
     CHECK(d::next_look(std::nullopt, now) == now + d::owner_check);
     CHECK(d::next_look(now + 10ms, now) == now + 10ms);
     CHECK(d::next_look(now + d::owner_check + 1ms, now) == now + d::owner_check);

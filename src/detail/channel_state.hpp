@@ -106,17 +106,17 @@ struct channel::state {
   /// One packet of `records` messages (and `descriptor`, if >= 0), blocking or not; waits up to
   /// the deadline. Returns success, would_block, timed_out or closed.
   error_code send_packet(std::string_view packet, std::size_t records, int descriptor, bool block,
-                         channel_deadline deadline);
+                         deadline deadline);
   /// Sends the pending batch, if any.
-  error_code flush_batch(bool block, channel_deadline deadline = std::nullopt);
+  error_code flush_batch(bool block, deadline deadline = std::nullopt);
   /// Puts one encoded message in flight (after any token was taken), packing it as packing.hpp
   /// decides.
-  error_code send_message(outgoing_message& message, bool block, channel_deadline deadline);
-  error_code send_message(std::string& bytes, bool block, channel_deadline deadline);
+  error_code send_message(outgoing_message& message, bool block, deadline deadline);
+  error_code send_message(std::string& bytes, bool block, deadline deadline);
   /// A message too large for a packet, through the slab, else a memfd of its own.
-  error_code send_out_of_band(std::string_view bytes, bool block, channel_deadline deadline);
+  error_code send_out_of_band(std::string_view bytes, bool block, deadline deadline);
   /// put(): a maxsize place, the counts, the send; undone if the send fails.
-  error_code put(outgoing_message& message, bool block, channel_deadline deadline);
+  error_code put(outgoing_message& message, bool block, deadline deadline);
 
   // -- counts and maxsize places ----------------------------------------------------------------
 
@@ -124,7 +124,7 @@ struct channel::state {
   /// Takes one maxsize place without waiting.
   bool try_take_token();
   void give_tokens(std::uint64_t count);
-  error_code take_token(bool block, channel_deadline deadline);
+  error_code take_token(bool block, deadline deadline);
   /// A queue closed by any process: sends fail.
   bool is_shut_down() const;
   /// Counts `n` messages in before they are sent (a receiver may take them at once); a send
@@ -147,7 +147,7 @@ struct channel::state {
   /// A message from the inbox or the socket, never waiting: what the sink said, would_block or
   /// an error.
   error_code try_receive(const message_sink& sink);
-  error_code get(const message_sink& sink, bool block, channel_deadline deadline);
+  error_code get(const message_sink& sink, bool block, deadline deadline);
 
  private:
   void abandon_waiters() noexcept;

@@ -32,7 +32,7 @@ unique_fd make_eventfd(unsigned initial, int flags) {
   return fd;
 }
 
-error_code send_packet(int fd, std::string_view packet, int descriptor, bool block, channel_deadline deadline) {
+error_code send_packet(int fd, std::string_view packet, int descriptor, bool block, deadline deadline) {
   iovec data{const_cast<char*>(packet.data()), packet.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   msghdr message{};
@@ -51,7 +51,7 @@ error_code send_packet(int fd, std::string_view packet, int descriptor, bool blo
       // Too many descriptors in flight (per user), or no memory: epoll would still say
       // writable, so waiting for readiness cannot help. Back off and retry.
       if (!block) return errc::would_block;
-      if (deadline && channel_clock::now() >= *deadline) return errc::timed_out;
+      if (deadline_passed(deadline, deadline_clock::now())) return errc::timed_out;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
@@ -89,7 +89,7 @@ error_code receive_packet(int fd, std::vector<char>& buffer, bool block, receive
   return {};
 }
 
-bool wait_ready(int fd, short events, channel_deadline deadline) {
+bool wait_ready(int fd, short events, deadline deadline) {
   for (;;) {
     const int wait_ms = poll_timeout_until(deadline);
     if (wait_ms == 0) return false;

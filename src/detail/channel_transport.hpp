@@ -4,6 +4,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/deadline.hpp>
 
 #include "system_code.hpp"
 #include "unique_fd.hpp"
@@ -20,9 +21,6 @@
 
 namespace herd::detail {
 
-using channel_clock = std::chrono::steady_clock;
-using channel_deadline = std::optional<channel_clock::time_point>;
-
 /// The most descriptors one received packet may carry (its control buffer's room).
 constexpr std::size_t max_descriptors_per_packet = 16;
 
@@ -35,7 +33,7 @@ unique_fd make_eventfd(unsigned initial, int flags);
 /// Sends one packet (with `descriptor`, if >= 0, by SCM_RIGHTS), blocking or not; waits up to
 /// the deadline. Returns success, would_block, timed_out, closed, message_too_large or a
 /// system error.
-error_code send_packet(int fd, std::string_view packet, int descriptor, bool block, channel_deadline deadline);
+error_code send_packet(int fd, std::string_view packet, int descriptor, bool block, deadline deadline);
 
 /// One packet as it came off the socket.
 struct received_packet {
@@ -51,7 +49,7 @@ error_code receive_packet(int fd, std::vector<char>& buffer, bool block, receive
 
 /// Waits until `fd` reports `events` (poll), or the deadline passes: false then. An error of
 /// poll itself counts as ready, so that the caller's I/O reports the problem.
-bool wait_ready(int fd, short events, channel_deadline deadline);
+bool wait_ready(int fd, short events, deadline deadline);
 /// True once the peer has shut the socket down (end of file waits).
 bool hung_up(int fd);
 /// True if sends on `fd` fail for good (the socket was shut down by any process).

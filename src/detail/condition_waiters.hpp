@@ -68,7 +68,7 @@ class condition_waiters {
 
   condition_counts& counts_;
   waiter_slot* slots_;
-  std::atomic<sync_clock::rep> next_waiter_check_{0};  // looks at waiters' processes: this process's
+  std::atomic<deadline_clock::rep> next_waiter_check_{0};  // looks at waiters' processes: this process's
 };
 
 }  // namespace herd::detail

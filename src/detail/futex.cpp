@@ -22,7 +22,7 @@
 namespace herd::detail {
 namespace {
 
-timespec to_monotonic_timespec(steady_time t) {
+timespec to_monotonic_timespec(deadline_clock::time_point t) {
   // libstdc++'s steady_clock is CLOCK_MONOTONIC.
   const auto since = t.time_since_epoch();
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since);
@@ -43,8 +43,8 @@ std::uint32_t* address(const std::atomic<std::uint32_t>& word) {
 }  // namespace
 
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                std::optional<steady_time> deadline) noexcept {
-  if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
+                deadline deadline) noexcept {
+  if (deadline_passed(deadline, deadline_clock::now())) return false;
   timespec ts{};
   if (deadline) ts = to_monotonic_timespec(*deadline);
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline; not FUTEX_PRIVATE_FLAG: the
@@ -82,7 +82,7 @@ struct pending_wait {
   std::uint64_t id;
   const std::atomic<std::uint32_t>* word;
   std::uint32_t expected;
-  std::optional<steady_time> recheck;
+  deadline recheck;
   asio::execution_context* context;
   asio::any_io_executor executor;
   asio::any_completion_handler<void(error_code)> resume;
@@ -112,7 +112,7 @@ struct waiter_service {
     std::vector<waitv_entry> entries;
     for (;;) {
       entries.clear();
-      std::optional<steady_time> wake_at;
+      deadline wake_at;
       {
         std::lock_guard guard(mutex);
         entries.push_back({control.load(std::memory_order_acquire), reinterpret_cast<std::uint64_t>(address(control)),
@@ -211,7 +211,7 @@ void context_guard::shutdown() {
 }
 
 void async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                      std::optional<steady_time> recheck, const asio::any_io_executor& ex,
+                      deadline recheck, const asio::any_io_executor& ex,
                       asio::any_completion_handler<void(error_code)> resume, std::atomic<std::uint64_t>& id_out) {
   asio::execution_context& context = asio::query(ex, asio::execution::context);
   asio::use_service<context_guard>(context);

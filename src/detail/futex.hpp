@@ -4,6 +4,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/deadline.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -14,13 +15,10 @@
 
 namespace herd::detail {
 
-using steady_time = std::chrono::steady_clock::time_point;
-
 /// Sleeps while `*word == expected` (shared futex: any process mapping the word can wake it),
 /// until woken, `deadline`, or a signal. False once `deadline` has passed; true otherwise
 /// (including spurious wake-ups and a word that had already changed): callers look again.
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                std::optional<steady_time> deadline) noexcept;
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, deadline deadline) noexcept;
 /// Wakes up to `count` waiters of `word`, in any process.
 void futex_wake(const std::atomic<std::uint32_t>& word, int count) noexcept;
 
@@ -29,7 +27,7 @@ void futex_wake(const std::atomic<std::uint32_t>& word, int count) noexcept;
 /// happen: the operation looks again. The wait's id (for cancel_async_wait) is stored in `id`
 /// before the wait can be resumed.
 void async_futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                      std::optional<steady_time> recheck, const asio::any_io_executor& ex,
+                      deadline recheck, const asio::any_io_executor& ex,
                       asio::any_completion_handler<void(error_code)> resume, std::atomic<std::uint64_t>& id);
 /// If the wait is still pending, forgets it and posts its `resume(operation_aborted)`; false if
 /// it had already been resumed.

@@ -11,9 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <unordered_map>
-#include <vector>
 
 namespace herd::detail {
 namespace {
@@ -41,11 +40,9 @@ struct watchdog_state {
   int owner = 0;         // the process this watchdog belongs to (a fork child makes its own)
   int pipe = -1;         // write end: its end of file is this process's death
   int table = -1;        // the memfd of pgids
-  std::atomic<std::uint32_t>* slots = nullptr;  // the table, mapped
+  std::atomic<std::uint32_t>* slots = nullptr;  // the table, mapped: the one record of who is watched
   std::size_t capacity = 0;
-  std::size_t used = 0;  // slots below this have been handed out once
-  std::vector<std::uint32_t> free_slots;
-  std::unordered_map<int, std::uint32_t> slot_of;
+  std::size_t used = 0;  // slots below this have been handed out once; the rest are untouched
 };
 watchdog_state the_watchdog;  // guarded by the fork lock
 
@@ -91,14 +88,19 @@ bool start_watchdog(watchdog_state& w) noexcept {
   return true;
 }
 
+// The slot holding `pgid` (0: a free one) below the high-water mark, or `used` if none does. The
+// mark is the most groups ever watched at once, so the scan is short.
+std::size_t find_slot(const watchdog_state& w, std::uint32_t pgid) noexcept {
+  std::size_t i = 0;
+  while (i < w.used && w.slots[i].load(std::memory_order_relaxed) != pgid) ++i;
+  return i;
+}
+
 // A free slot, the table grown if need be (the memfd and its mapping double); false if it
 // cannot grow.
-bool take_slot(watchdog_state& w, std::uint32_t& slot) noexcept {
-  if (!w.free_slots.empty()) {
-    slot = w.free_slots.back();
-    w.free_slots.pop_back();
-    return true;
-  }
+bool take_slot(watchdog_state& w, std::size_t& slot) noexcept {
+  slot = find_slot(w, 0);
+  if (slot < w.used) return true;
   if (w.used == w.capacity) {
     const std::size_t old_bytes = w.capacity * sizeof(std::uint32_t), new_bytes = 2 * old_bytes;
     if (::ftruncate(w.table, static_cast<off_t>(new_bytes)) != 0) return false;
@@ -107,7 +109,7 @@ bool take_slot(watchdog_state& w, std::uint32_t& slot) noexcept {
     w.slots = static_cast<std::atomic<std::uint32_t>*>(moved);
     w.capacity *= 2;
   }
-  slot = static_cast<std::uint32_t>(w.used++);
+  slot = w.used++;
   return true;
 }
 
@@ -124,29 +126,16 @@ void watch_group(int pgid) noexcept {
     w.owner = current_pid();
   }
   if (w.pipe < 0 && !start_watchdog(w)) return;
-  std::uint32_t slot;
-  try {
-    if (!take_slot(w, slot)) return;
-    w.slot_of[pgid] = slot;
-  } catch (...) {
-    return;  // no memory: this group goes unwatched, as without /bin/sh
-  }
-  w.slots[slot].store(static_cast<std::uint32_t>(pgid), std::memory_order_relaxed);
+  std::size_t slot;
+  if (take_slot(w, slot)) w.slots[slot].store(static_cast<std::uint32_t>(pgid), std::memory_order_relaxed);
 }
 
 void forget_group(int pgid) noexcept {
   fork_guard guard;
   watchdog_state& w = the_watchdog;
-  if (w.owner != current_pid() || !w.slots) return;
-  const auto found = w.slot_of.find(pgid);
-  if (found == w.slot_of.end()) return;
-  w.slots[found->second].store(0, std::memory_order_relaxed);
-  try {
-    w.free_slots.push_back(found->second);
-  } catch (...) {
-    // the slot stays unused
-  }
-  w.slot_of.erase(found);
+  if (w.owner != current_pid() || !w.slots || pgid <= 0) return;
+  const std::size_t slot = find_slot(w, static_cast<std::uint32_t>(pgid));
+  if (slot < w.used) w.slots[slot].store(0, std::memory_order_relaxed);
 }
 
 }  // namespace herd::detail

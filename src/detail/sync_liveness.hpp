@@ -16,9 +16,9 @@ inline std::uint32_t self() noexcept { return static_cast<std::uint32_t>(current
 
 /// True at most once per owner_check for `next` (this process's, not shared): a costly look at
 /// other processes may be made.
-inline bool look_due(std::atomic<sync_clock::rep>& next) noexcept {
-  const auto now = sync_clock::now().time_since_epoch().count();
-  const auto period = std::chrono::duration_cast<sync_clock::duration>(owner_check).count();
+inline bool look_due(std::atomic<deadline_clock::rep>& next) noexcept {
+  const auto now = deadline_clock::now().time_since_epoch().count();
+  const auto period = std::chrono::duration_cast<deadline_clock::duration>(owner_check).count();
   auto due = next.load(std::memory_order_relaxed);
   return now >= due && next.compare_exchange_strong(due, now + period);
 }

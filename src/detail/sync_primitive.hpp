@@ -19,8 +19,6 @@
 
 namespace herd::detail {
 
-using sync_deadline = deadline;
-
 using atomic_word = std::atomic<std::uint32_t>;
 
 struct shared_state {
@@ -61,27 +59,27 @@ class sync_core {
   bool take_from_dead_owner(std::uint32_t observed, std::uint32_t tag) noexcept;
   std::uint32_t announce_waiter() noexcept;
   error_code try_lock(std::uint32_t tag) noexcept;
-  error_code lock(sync_deadline deadline, bool block, std::uint32_t tag) noexcept;
+  error_code lock(deadline deadline, bool block, std::uint32_t tag) noexcept;
   error_code unlock(std::uint32_t tag) noexcept;
   bool holds_lock() const noexcept;
 
   // -- semaphores and events -------------------------------------------------------------------
   bool take_unit() noexcept;
-  error_code down(sync_deadline deadline, bool block) noexcept;
+  error_code down(deadline deadline, bool block) noexcept;
   error_code up() noexcept;
   void set() noexcept;
-  error_code wait_event(sync_deadline deadline) noexcept;
+  error_code wait_event(deadline deadline) noexcept;
 
   // -- conditions ------------------------------------------------------------------------------
   condition_waiters& waiters() noexcept { return *waiters_; }
-  error_code wait_condition(sync_deadline deadline) noexcept;
+  error_code wait_condition(deadline deadline) noexcept;
   error_code notify(std::size_t count, bool all) noexcept;
 
   // -- barriers --------------------------------------------------------------------------------
   std::uint32_t arrive(std::size_t& index, error_code& ec, bool& done) noexcept;
   error_code outcome_of(std::uint32_t g) noexcept;
   void break_barrier(std::uint32_t g, bool stay_broken) noexcept;
-  error_code wait_barrier(sync_deadline deadline, std::size_t& index) noexcept;
+  error_code wait_barrier(deadline deadline, std::size_t& index) noexcept;
   void abort() noexcept;
   void reset() noexcept;
 
@@ -95,7 +93,7 @@ class sync_core {
   sync_kind kind_;
   std::shared_ptr<void> memory_;
   std::optional<condition_waiters> waiters_;            // conditions
-  std::atomic<sync_clock::rep> next_owner_check_{0};    // this process's, not shared
+  std::atomic<deadline_clock::rep> next_owner_check_{0};    // this process's, not shared
 };
 
 }  // namespace herd::detail

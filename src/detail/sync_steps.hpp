@@ -6,6 +6,7 @@
 #pragma once
 
 #include <herd/config.hpp>
+#include <herd/detail/deadline.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -92,23 +93,16 @@ constexpr bool event_wait_over(std::uint32_t flag, std::uint32_t generation, std
 
 // -- deadlines --------------------------------------------------------------------------------
 
-using sync_clock = std::chrono::steady_clock;
-
 /// How often a waiter looks whether the holder of a lock (or a condition's waiter) still exists.
 inline constexpr auto owner_check = std::chrono::milliseconds(100);
 
 /// When a sleeper wakes up next: its deadline, or sooner, to look again for a holder that died
 /// or a wake-up lost to a waiter that died or left.
-inline std::optional<sync_clock::time_point> next_look(std::optional<sync_clock::time_point> deadline,
-                                                sync_clock::time_point now) noexcept {
-  const sync_clock::time_point recheck = now + owner_check;
+inline deadline next_look(const deadline& deadline, deadline_clock::time_point now) noexcept {
+  const deadline_clock::time_point recheck = now + owner_check;
   return deadline && *deadline < recheck ? deadline : recheck;
 }
 
-/// The wait must end with errc::timed_out (after a last attempt that failed).
-inline bool deadline_passed(const std::optional<sync_clock::time_point>& deadline, sync_clock::time_point now) noexcept {
-  return deadline && now >= *deadline;
-}
 
 // -- barriers ---------------------------------------------------------------------------------
 

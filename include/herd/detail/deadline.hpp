@@ -7,11 +7,15 @@
 
 namespace herd::detail {
 
-using deadline = std::optional<std::chrono::steady_clock::time_point>;
+using deadline_clock = std::chrono::steady_clock;
+using deadline = std::optional<deadline_clock::time_point>;
 
 /// `timeout` from now; none (wait forever) without a timeout, or beyond a century, which would
 /// overflow the clock. Compiled in src/ (its clock arithmetic is not every includer's business).
 deadline deadline_after(std::optional<std::chrono::milliseconds> timeout) noexcept;
+
+/// True once `deadline` has come at `now` (the wait ends with errc::timed_out); never without one.
+bool deadline_passed(const deadline& deadline, deadline_clock::time_point now) noexcept;
 
 /// What is left of a timeout, for a loop of waits (condition::wait_for), without clock
 /// arithmetic in the includer: compiled in src/.
