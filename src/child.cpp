@@ -144,10 +144,8 @@ std::string bad_command(const command& cmd) {
   std::string problem = bad_c_string(cmd.program(), "the program name");
   for (std::size_t i = 0; problem.empty() && i < cmd.arguments().size(); ++i)
     problem = bad_c_string(cmd.arguments()[i], "argument " + std::to_string(i + 1));
-  for (const auto& [name, value] : cmd.environment_changes()) {
-    if (problem.empty()) problem = bad_environment_name(name);
-    if (problem.empty() && value) problem = bad_c_string(*value, "the value of " + name);
-  }
+  for (const auto& [name, value] : cmd.environment_changes())
+    if (problem.empty()) problem = value ? bad_environment_entry(name, *value) : bad_environment_name(name);
   return problem;
 }
 

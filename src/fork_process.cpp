@@ -94,9 +94,7 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
                                                              ": " + problem);
 
   for (const auto& [key, value] : options.env) {
-    std::string problem = bad_environment_name(key);
-    if (problem.empty()) problem = bad_c_string(value, "the value of " + key);
-    if (!problem.empty())
+    if (const std::string problem = bad_environment_entry(key, value); !problem.empty())
       throw boost::system::system_error(errc::invalid_argument, "herd: cannot start " +
                                                                     describe_function(function_type, function_address) +
                                                                     ": process_options.env: " + problem);

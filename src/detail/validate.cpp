@@ -23,4 +23,9 @@ std::string bad_c_string(const std::string& text, const std::string& what) {
   return what + " " + shown(text) + " contains a NUL byte";
 }
 
+std::string bad_environment_entry(const std::string& name, const std::string& value) {
+  std::string problem = bad_environment_name(name);
+  return problem.empty() ? bad_c_string(value, "the value of " + name) : problem;
+}
+
 }  // namespace herd::detail

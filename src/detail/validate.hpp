@@ -11,5 +11,7 @@ std::string bad_environment_name(const std::string& name);
 /// Empty, or what is wrong with `text` (an argument, a value) that execve takes as a C string:
 /// a NUL byte, which would cut it short. `what` names it ("argument 2").
 std::string bad_c_string(const std::string& text, const std::string& what);
+/// Empty, or what is wrong with setting the environment variable `name` to `value`.
+std::string bad_environment_entry(const std::string& name, const std::string& value);
 
 }  // namespace herd::detail
