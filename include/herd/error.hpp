@@ -36,6 +36,7 @@ enum class errc : int {
   invalid_argument,        ///< an argument is not valid (the message of the exception says which)
   daemon_cannot_start_children,  ///< a daemon process tried to start a child (as in Python)
   broken_barrier,          ///< a barrier was broken (a wait timed out, was cancelled, or abort() or reset() was called)
+  initializer_failed,      ///< a pool's initializer failed in a worker: no task of that pool runs
 };
 
 /// The "herd" error category.

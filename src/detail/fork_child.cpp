@@ -109,21 +109,8 @@ std::string current_exception_type() {
 }
 
 void send_exception(int fd) noexcept {
-  try {
-    std::string message;
-    std::string type = current_exception_type();
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      message = e.what();
-    } catch (...) {
-      message = "(not derived from std::exception)";
-    }
-    const std::string record = encode_exception(type, message);
-    send_outcome(fd, {record, {}});
-  } catch (...) {
-    send_outcome(fd, {lost_exception_record(), {}});
-  }
+  const std::string record = current_exception_record();
+  send_outcome(fd, record.empty() ? outcome_record{lost_exception_record(), {}} : outcome_record{record, {}});
 }
 
 bool apply_stdio_in_child(int target, const stdio& s) noexcept {
@@ -148,6 +135,23 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
 }
 
 }  // namespace
+
+std::string current_exception_record() noexcept {
+  try {
+    std::string message;
+    std::string type = current_exception_type();
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "(not derived from std::exception)";
+    }
+    return encode_exception(type, message);
+  } catch (...) {
+    return {};  // out of memory
+  }
+}
 
 void flush_stdio() noexcept {
   try {

@@ -13,6 +13,10 @@ namespace herd::detail {
 /// buffered text would be printed again by the child (fork trap 1), and at the child's exit.
 void flush_stdio() noexcept;
 
+/// The exception being handled, as an outcome's exception record (its type and what()); empty if
+/// even that could not be allocated. Call it in a catch block.
+std::string current_exception_record() noexcept;
+
 /// In a fork child made under the fork lock (released by the caller): closes the parent's fork
 /// exclusions, resets signals (fork trap 2), joins its own process group, applies `options`,
 /// runs `body`, sends its outcome on `channel` and leaves with _exit. `name` lives in

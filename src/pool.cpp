@@ -1,0 +1,1182 @@
+// herd::pool's core: the parent's side of the workers (their links, processes and ends), the
+// tasks and who awaits them, carried out under one lock as pool_scheduler decides.
+#include "detail/fork_child.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/function_process.hpp"
+#include "detail/outcome.hpp"
+#include "detail/pool_scheduler.hpp"
+#include "detail/pool_worker.hpp"
+#include "detail/post_completion.hpp"
+#include "detail/worker_link.hpp"
+
+#include <herd/pool.hpp>
+#include <herd/process.hpp>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <list>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace herd {
+
+task_error::task_error(error_code code, const std::string& message, int pid, std::optional<exit_status> status,
+                       std::string function)
+    : boost::system::system_error(code, message), pid_(pid), status_(std::move(status)), function_(std::move(function)) {}
+
+namespace detail {
+
+using failure = pool_scheduler::failure;
+using completion = asio::any_completion_handler<void(std::exception_ptr, std::string)>;
+
+/// Who learns a task's outcome: called once per task, under the pool's lock (it must not call
+/// back into the pool; cancellations it wants go to pool_core::cancel_later).
+struct task_owner {
+  virtual ~task_owner() = default;
+  virtual void finished(std::size_t index, std::exception_ptr error, std::string_view bytes) = 0;
+};
+
+namespace {
+
+struct pending_task {
+  task_call call;
+  std::string args;
+  std::shared_ptr<task_owner> owner;
+  std::size_t index;
+};
+
+struct worker_record {
+  pool_scheduler::worker_id id = 0;
+  std::size_t quota = 0;
+  std::string name;
+  link_memory link;
+  unique_fd memory;  // the link's memfd until the worker has it
+  unique_fd wake;    // the worker's eventfd
+  message_writer outbox;
+  message_reader inbox;
+  std::shared_ptr<function_process> process;
+  std::vector<std::uint64_t> withdrawing;  // tasks whose withdrawal slot this side wrote
+
+  worker_record() = default;
+  worker_record(const worker_record&) = delete;
+  worker_record& operator=(const worker_record&) = delete;
+  // Its descriptors are fork exclusions: taken out of the list as they close.
+  ~worker_record() {
+    if (memory) close_excluded(memory.release());
+    if (wake) close_excluded(wake.release());
+  }
+};
+
+// Completes `handler` on its own executor (through `ex`), clearing its cancellation slot there.
+template <typename Handler, typename... Values>
+void complete_clearing_slot(const asio::any_io_executor& ex, Handler handler, Values... values) {
+  asio::post(ex, [h = std::move(handler), ... v = std::move(values)]() mutable {
+    asio::get_associated_cancellation_slot(h).clear();
+    std::move(h)(std::move(v)...);
+  });
+}
+
+}  // namespace
+
+/// A pool's own event loop, on an internal thread (a pool made without an executor).
+struct owned_loop {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+  owned_loop() : thread([this] { io.run(); }) {}
+  ~owned_loop() {
+    work.reset();
+    io.stop();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+struct pool_core : std::enable_shared_from_this<pool_core> {
+  pool_core(const asio::any_io_executor& executor, const pool_options& opts, std::thread::id loop)
+      : ex(executor),
+        options(opts),
+        processes(opts.processes != 0 ? opts.processes : std::max(1u, cpu_count())),
+        scheduler(limits_of(opts, processes)),
+        watch(executor),
+        timeout_timer(executor),
+        loop_thread(loop) {}
+
+  static pool_limits limits_of(const pool_options& o, std::size_t processes) {
+    pool_limits limits;
+    limits.processes = processes;
+    limits.max_tasks_per_child = o.max_tasks_per_child;
+    limits.retries = o.retries;
+    limits.poison_after = std::max<std::size_t>(o.poison_after, 1);
+    limits.seed ^= static_cast<std::uint64_t>(::getpid());
+    return limits;
+  }
+
+  // Called once, right after construction (shared_from_this works from here on).
+  void start() {
+    unique_fd wake = make_wakeup();
+    {
+      fork_guard guard;
+      exclude_from_forks(wake.get());
+    }
+    watch.assign(wake.release());
+    std::unique_lock lock(mutex);
+    pool_scheduler::actions out;
+    scheduler.start(out);
+    carry_out(out);
+    fork_pending();
+    arm(lock);
+  }
+
+  // ----- tasks in -----
+
+  std::uint64_t submit(const task_call& call, std::string args, std::shared_ptr<task_owner> owner, std::size_t index) {
+    std::unique_lock lock(mutex);
+    if (scheduler.closed())
+      throw boost::system::system_error(errc::closed, "herd: pool '" + options.name +
+                                                          "' is closed (close() or terminate() was called)");
+    const std::uint64_t id = next_task++;
+    tasks.emplace(id, pending_task{call, std::move(args), std::move(owner), index});
+    pool_scheduler::actions out;
+    scheduler.submit(id, out);
+    carry_out(out);
+    finish_locked(lock);
+    return id;
+  }
+
+  void cancel(std::uint64_t id) {
+    std::unique_lock lock(mutex);
+    cancel_locked(id);
+    finish_locked(lock);
+  }
+
+  void cancel_locked(std::uint64_t id) {
+    pool_scheduler::actions out;
+    pool_scheduler::worker_id w = 0;
+    if (scheduler.cancel(id, out, &w) == pool_scheduler::place::sent) {
+      const auto found = workers.find(w);
+      if (found == workers.end() || !withdraw(*found->second, id))
+        scheduler.stop_running(w, id, failure::aborted, out);
+      else
+        scheduler.withdrawn(id, out);
+    }
+    carry_out(out);
+  }
+
+  // Asks the worker to skip `task`; false if it is running it (or no slot is free).
+  bool withdraw(worker_record& w, std::uint64_t task) {
+    link_control& control = w.link.control();
+    for (auto& slot : control.withdrawn) {
+      std::uint64_t expected = 0;
+      if (!slot.compare_exchange_strong(expected, task)) continue;
+      // Written before the running slots are read, as the worker publishes a running task before
+      // it reads the withdrawals: one side sees the other.
+      bool running = false;
+      for (const auto& r : control.running)
+        if (r.load(std::memory_order_seq_cst) == task) running = true;
+      if (running) {
+        expected = task;
+        if (slot.compare_exchange_strong(expected, 0)) return false;  // not claimed: it runs
+      }
+      w.withdrawing.push_back(task);
+      return true;
+    }
+    return false;
+  }
+
+  // ----- the scheduler's actions -----
+
+  void carry_out(pool_scheduler::actions& out) {
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const pool_scheduler::action a = out[i];
+      switch (a.kind) {
+        case pool_scheduler::action::start_worker:
+          make_worker(a.worker, a.quota);
+          break;
+        case pool_scheduler::action::send:
+          send(a.worker, a.task);
+          break;
+        case pool_scheduler::action::stop_worker:
+          stop_worker(a.worker, out);
+          break;
+        case pool_scheduler::action::retire_worker:
+          if (const auto w = workers.find(a.worker); w != workers.end()) {
+            w->second->outbox.write(link_header{0, link_kind::quit, 0, 0, 0}, {});
+            touched.insert(a.worker);
+          }
+          break;
+        case pool_scheduler::action::fail:
+          fail(a.task, a.why);
+          break;
+      }
+    }
+    out.clear();
+  }
+
+  void make_worker(pool_scheduler::worker_id id, std::size_t quota) {
+    auto w = std::make_unique<worker_record>();
+    w->id = id;
+    w->quota = quota;
+    w->name = options.name + "-worker-" + std::to_string(id);
+    {
+      fork_guard guard;
+      w->link = link_memory::create(ring_capacity());
+      w->memory.reset(dup_fd(w->link.memory()));
+      w->link.close_memory();
+      exclude_from_forks(w->memory.get());
+      w->wake = make_wakeup();
+      exclude_from_forks(w->wake.get());
+    }
+    w->link.keep_from_forks();
+    w->link.control().parent_armed.store(1);  // the loop waits for answers from its first on
+    w->outbox = message_writer(&w->link.to_worker());
+    w->inbox = message_reader(&w->link.to_parent());
+    to_fork.push_back(id);
+    workers.emplace(id, std::move(w));
+  }
+
+  std::size_t ring_capacity() const {
+    std::size_t capacity = 4096;
+    while (capacity < options.link_bytes && capacity < (std::size_t(1) << 30)) capacity <<= 1;
+    return capacity;
+  }
+
+  static int dup_fd(int fd) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0) throw_error(error_code(errno, boost::system::system_category()), "pool: dup");
+    return copy;
+  }
+
+  void send(pool_scheduler::worker_id worker, std::uint64_t task) {
+    const auto w = workers.find(worker);
+    const auto t = tasks.find(task);
+    if (w == workers.end() || t == tasks.end()) return;
+    const pending_task& p = t->second;
+    const link_header header{task, link_kind::task, 0, reinterpret_cast<std::uintptr_t>(p.call.entry), p.call.callable};
+    if (!w->second->outbox.write(header, p.args)) w->second->link.control().parent_wants_room.store(1);
+    touched.insert(worker);
+    if (options.task_timeout.count() > 0) arm_timeout(options.task_timeout);
+  }
+
+  void stop_worker(pool_scheduler::worker_id worker, pool_scheduler::actions& out) {
+    const auto w = workers.find(worker);
+    if (w == workers.end()) return;
+    if (w->second->process) {
+      w->second->process->begin_stop(exit_reason::stopped);
+      return;
+    }
+    // Never started: it ends here.
+    to_fork.erase(std::remove(to_fork.begin(), to_fork.end(), worker), to_fork.end());
+    workers.erase(w);
+    scheduler.worker_ended(worker, pool_scheduler::ending::exited, {}, out);
+  }
+
+  void fail(std::uint64_t task, failure why) {
+    const auto t = tasks.find(task);
+    if (t == tasks.end()) return;
+    pending_task p = std::move(t->second);
+    tasks.erase(t);
+    p.owner->finished(p.index, failure_of(p.call, why), {});
+  }
+
+  std::exception_ptr failure_of(const task_call& call, failure why) const {
+    const std::string function = describe_function(*call.type, call.address);
+    const std::string pool_name = "herd: pool '" + options.name + "': ";
+    const std::string worker = ending_pid != 0 ? "worker pid " + std::to_string(ending_pid) : std::string("a worker");
+    const std::string how = ending_status ? ending_status->to_string() : std::string("it ended");
+    switch (why) {
+      case failure::worker_died:
+        return std::make_exception_ptr(task_error(errc::worker_died,
+                                                  pool_name + function + " was running in " + worker +
+                                                      ", which died: " + how,
+                                                  ending_pid, ending_status, function));
+      case failure::poison_task:
+        return std::make_exception_ptr(task_error(
+            errc::poison_task,
+            pool_name + function + " was running in " + std::to_string(options.poison_after) +
+                " workers that died (the last, " + worker + ": " + how + "); it is quarantined and will not run again",
+            ending_pid, ending_status, function));
+      case failure::initializer_failed:
+        return std::make_exception_ptr(task_error(errc::initializer_failed,
+                                                  pool_name + "the initializer failed in " + worker + " (" +
+                                                      initializer_problem + "); " + function + " cannot run",
+                                                  ending_pid, ending_status, function));
+      case failure::timed_out:
+        return std::make_exception_ptr(task_error(errc::timed_out,
+                                                  pool_name + function + " ran longer than its task_timeout of " +
+                                                      std::to_string(options.task_timeout.count()) + " ms in " + worker +
+                                                      ", which was stopped and replaced",
+                                                  stopping_pid, std::nullopt, function));
+      case failure::closed:
+        return std::make_exception_ptr(task_error(errc::closed,
+                                                  pool_name + "terminated before " + function + " could run", 0,
+                                                  std::nullopt, function));
+      case failure::aborted:
+        return std::make_exception_ptr(task_error(asio::error::operation_aborted,
+                                                  pool_name + function + " was cancelled", stopping_pid, std::nullopt,
+                                                  function));
+    }
+    return {};
+  }
+
+  // ----- forking workers (on the loop's threads, or the constructor's) -----
+
+  void fork_pending() {
+    while (!to_fork.empty()) {
+      const pool_scheduler::worker_id id = to_fork.front();
+      to_fork.erase(to_fork.begin());
+      const auto w = workers.find(id);
+      if (w == workers.end()) continue;
+      fork_worker(*w->second);
+    }
+  }
+
+  void fork_worker(worker_record& w) {
+    process_options worker_options;
+    worker_options.name = w.name;
+    worker_options.stop = options.stop;
+    std::shared_ptr<function_process> process;
+    {
+      // The worker's copies of its descriptors are made, handed over and closed under the fork
+      // lock: no other fork keeps one (the parent's own stay fork exclusions).
+      fork_guard guard;
+      worker_start start;
+      unique_fd memory(dup_fd(w.memory.get()));
+      unique_fd wake_me(dup_fd(w.wake.get()));
+      unique_fd wake_parent(dup_fd(watch.native_handle()));
+      start.memory = memory.get();
+      start.wake_me = wake_me.get();
+      start.wake_parent = wake_parent.get();
+      start.ring_capacity = ring_capacity();
+      start.quota = w.quota;
+      const std::function<void()>& initializer = options.initializer;
+      auto body = [&](result_sink& sink) {
+        run_pool_worker(start, initializer);
+        sink.send_value({});
+      };
+      try {
+        process = fork_process(ex, worker_options, typeid(pool), nullptr, child_body(body));
+      } catch (...) {
+        // It could not start (fork failed, fd limit): it counts as a worker that died at once.
+        pool_scheduler::actions out;
+        const pool_scheduler::worker_id id = w.id;
+        workers.erase(id);
+        ending_pid = 0;
+        ending_status.reset();
+        scheduler.worker_ended(id, pool_scheduler::ending::died, {}, out);
+        carry_out(out);
+        return;
+      }
+    }
+    close_excluded(w.memory.release());
+    w.process = process;
+    process->wait([self = shared_from_this(), id = w.id](error_code, exit_status status) {
+      self->worker_ended(id, status);
+    });
+  }
+
+  // ----- answers from workers -----
+
+  // Reads every answer that has arrived; true if there was any.
+  bool drain(pool_scheduler::actions& out) {
+    bool any = false;
+    for (auto& [id, w] : workers) any |= drain(*w, out);
+    return any;
+  }
+
+  bool drain(worker_record& w, pool_scheduler::actions& out) {
+    bool any = false;
+    link_header header;
+    std::string_view payload;
+    while (w.inbox.next(header, payload)) {
+      any = true;
+      answered(w, header, payload, out);
+      w.inbox.release();
+    }
+    if (!w.outbox.idle()) {
+      if (w.outbox.pump())
+        w.link.control().parent_wants_room.store(0);
+      else
+        w.link.control().parent_wants_room.store(1);
+      touched.insert(w.id);
+    }
+    touched.insert(w.id);  // it may wait for room to answer
+    return any;
+  }
+
+  void answered(worker_record& w, const link_header& header, std::string_view payload, pool_scheduler::actions& out) {
+    if (!w.withdrawing.empty()) {
+      const auto at = std::find(w.withdrawing.begin(), w.withdrawing.end(), header.task);
+      if (at != w.withdrawing.end()) {
+        w.withdrawing.erase(at);
+        for (auto& slot : w.link.control().withdrawn) {
+          std::uint64_t expected = header.task;
+          slot.compare_exchange_strong(expected, 0);
+        }
+      }
+    }
+    const bool threw = header.kind == link_kind::exception;
+    if (const auto t = tasks.find(header.task); t != tasks.end() && header.kind != link_kind::skipped) {
+      pending_task p = std::move(t->second);
+      tasks.erase(t);
+      std::exception_ptr error;
+      if (threw) {
+        const parsed_outcome parsed = parse_outcome(payload);
+        error = std::make_exception_ptr(child_error(std::string(parsed.type), std::string(parsed.message),
+                                                    w.process ? w.process->pid : 0, w.name,
+                                                    describe_function(*p.call.type, p.call.address)));
+        payload = {};
+      }
+      p.owner->finished(p.index, error, payload);
+    }
+    scheduler.result(w.id, header.task, std::chrono::nanoseconds(header.a), threw, out);
+  }
+
+  void worker_ended(pool_scheduler::worker_id id, const exit_status& status) {
+    std::unique_lock lock(mutex);
+    const auto found = workers.find(id);
+    if (found == workers.end()) return;
+    worker_record& w = *found->second;
+    pool_scheduler::actions out;
+    drain(w, out);  // what it answered before it ended counts
+    carry_out(out);
+    std::vector<std::uint64_t> running;
+    for (const auto& r : w.link.control().running)
+      if (const std::uint64_t task = r.load(); task != 0) running.push_back(task);
+
+    ending_pid = w.process->pid;
+    ending_status = status;
+    pool_scheduler::ending how = pool_scheduler::ending::died;
+    const parsed_outcome outcome = parse_outcome(w.process->received);
+    const bool ready = w.link.control().ready.load() != 0;
+    if (!ready && (outcome.kind == outcome_kind::exception || options.initializer)) {
+      how = pool_scheduler::ending::initializer_failed;
+      initializer_problem = outcome.kind == outcome_kind::exception
+                                ? std::string(outcome.type) + ": " + std::string(outcome.message)
+                                : "it ended: " + status.to_string();
+    } else if (status.exited() && status.code() == 0 && outcome.kind == outcome_kind::result) {
+      how = pool_scheduler::ending::exited;
+    }
+    scheduler.worker_ended(id, how, running, out);
+    carry_out(out);
+    ending_pid = 0;
+    ending_status.reset();
+    workers.erase(id);
+    finish_locked(lock);
+  }
+
+  // ----- waking and being woken -----
+
+  // Wakes the workers that may be asleep waiting for what was just written or read.
+  void wake_touched() {
+    if (touched.empty()) return;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    for (const auto id : touched) {
+      const auto w = workers.find(id);
+      if (w == workers.end()) continue;
+      auto& sleeping = w->second->link.control().worker_sleeping;
+      if (sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0) != 0) wake(w->second->wake.get());
+    }
+    touched.clear();
+  }
+
+  // The end of every locked section: cancellations owners asked for, workers to fork (on the
+  // loop), wake-ups, joiners.
+  void finish_locked(std::unique_lock<std::mutex>& lock) {
+    while (!cancel_later.empty()) {
+      const std::uint64_t id = cancel_later.back();
+      cancel_later.pop_back();
+      cancel_locked(id);
+    }
+    wake_touched();
+    if (!to_fork.empty() && !fork_posted) {
+      fork_posted = true;
+      asio::post(ex, [self = shared_from_this()] {
+        std::unique_lock l(self->mutex);
+        self->fork_posted = false;
+        self->fork_pending();
+        self->finish_locked(l);
+      });
+    }
+    if (scheduler.finished() && !finished) {
+      finished = true;
+      error_code ignored;
+      watch.cancel(ignored);
+      timeout_timer.cancel();
+      auto waiting = std::move(joiners);
+      joiners.clear();
+      for (auto& handler : waiting) post_completion(ex, std::move(handler), error_code());
+      finished_cv.notify_all();
+    }
+    (void)lock;
+  }
+
+  // Asks every worker for a wake-up at its next answer, then looks once more (an answer may
+  // have come in between), and waits on the pool's eventfd.
+  void arm(std::unique_lock<std::mutex>& lock) {
+    pool_scheduler::actions out;
+    for (;;) {
+      for (auto& [id, w] : workers) {
+        w->link.control().parent_armed.store(1, std::memory_order_relaxed);
+      }
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!drain(out)) break;
+      carry_out(out);
+    }
+    carry_out(out);
+    finish_locked(lock);
+    if (finished) return;
+    watch.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      std::unique_lock l(self->mutex);
+      take_wakeups(self->watch.native_handle());
+      self->arm(l);
+    });
+  }
+
+  // ----- task timeouts -----
+
+  void arm_timeout(std::chrono::steady_clock::duration after) {
+    if (timeout_armed) return;
+    timeout_armed = true;
+    timeout_timer.expires_after(after);
+    timeout_timer.async_wait([self = shared_from_this()](error_code ec) {
+      std::unique_lock lock(self->mutex);
+      self->timeout_armed = false;
+      if (!ec) self->check_timeouts(lock);
+    });
+  }
+
+  void check_timeouts(std::unique_lock<std::mutex>& lock) {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.task_timeout).count();
+    auto next = limit;
+    pool_scheduler::actions out;
+    std::vector<std::pair<pool_scheduler::worker_id, std::uint64_t>> late;
+    for (auto& [id, w] : workers) {
+      const link_control& control = w->link.control();
+      for (std::size_t i = 0; i < max_worker_concurrency; ++i) {
+        const std::uint64_t task = control.running[i].load();
+        if (task == 0 || !tasks.count(task)) continue;
+        const auto ran = now - control.started_ns[i].load();
+        if (ran >= limit)
+          late.emplace_back(id, task);
+        else
+          next = std::min(next, limit - ran);
+      }
+    }
+    for (const auto& [worker, task] : late) {
+      if (const auto w = workers.find(worker); w != workers.end() && w->second->process)
+        stopping_pid = w->second->process->pid;
+      scheduler.stop_running(worker, task, failure::timed_out, out);
+      carry_out(out);
+      stopping_pid = 0;
+    }
+    if (!tasks.empty() && !scheduler.finished()) arm_timeout(std::chrono::steady_clock::duration(next));
+    finish_locked(lock);
+  }
+
+  std::mutex mutex;
+  asio::any_io_executor ex;
+  pool_options options;
+  std::size_t processes;
+  pool_scheduler scheduler;
+  std::unordered_map<std::uint64_t, pending_task> tasks;
+  std::map<pool_scheduler::worker_id, std::unique_ptr<worker_record>> workers;
+  std::vector<pool_scheduler::worker_id> to_fork;
+  std::set<pool_scheduler::worker_id> touched;
+  std::vector<std::uint64_t> cancel_later;
+  bool fork_posted = false;
+  bool finished = false;
+  bool timeout_armed = false;
+  std::uint64_t next_task = 1;
+  asio::posix::stream_descriptor watch;  // the pool's eventfd, a fork exclusion
+  asio::steady_timer timeout_timer;
+  std::list<asio::any_completion_handler<void(error_code)>> joiners;
+  std::condition_variable finished_cv;
+  std::thread::id loop_thread;  // a pool's own loop
+  // The worker whose end is being handled, for failure messages.
+  int ending_pid = 0;
+  std::optional<exit_status> ending_status;
+  std::string initializer_problem;
+  int stopping_pid = 0;
+
+  ~pool_core() {
+    const int fd = watch.release();
+    if (fd >= 0) close_excluded(fd);
+  }
+};
+
+// ----- the owners of tasks -----
+
+// One task: an apply's, or a submitted handle's.
+struct task_state : task_owner {
+  std::weak_ptr<pool_core> core;
+  std::uint64_t id = 0;
+  asio::any_io_executor ex;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+  std::string bytes;
+  std::list<completion> waiters;  // stable nodes: never move-assigned (the Boost 1.81 trap)
+
+  void finished(std::size_t, std::exception_ptr e, std::string_view b) override {
+    std::list<completion> waiting;
+    {
+      std::lock_guard lock(mutex);
+      done = true;
+      error = e;
+      bytes.assign(b);
+      waiting.splice(waiting.end(), waiters);
+    }
+    cv.notify_all();
+    for (auto& h : waiting) complete_clearing_slot(ex, std::move(h), error, bytes);
+  }
+
+  // Waits for the outcome; a cancellation of the wait runs `on_cancel` (stop waiting, or cancel
+  // the task).
+  template <typename OnCancel>
+  void async_wait(completion handler, OnCancel on_cancel) {
+    std::unique_lock lock(mutex);
+    if (done) {
+      lock.unlock();
+      complete_clearing_slot(ex, std::move(handler), error, bytes);
+      return;
+    }
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    waiters.push_back(std::move(handler));
+    auto node = std::prev(waiters.end());
+    if (slot.is_connected())
+      slot.template emplace<std::function<void(asio::cancellation_type)>>(
+          [this_state = this, node, on_cancel](asio::cancellation_type) mutable { on_cancel(this_state, node); });
+  }
+};
+
+struct batch_state : task_owner {
+  std::weak_ptr<pool_core> core;
+  asio::any_io_executor ex;
+  std::vector<std::uint64_t> ids;
+  std::vector<std::string> results;
+  std::size_t remaining = 0;
+  std::exception_ptr error;
+  bool done = false;
+  std::optional<asio::any_completion_handler<void(std::exception_ptr, std::vector<std::string>)>> waiter;
+  std::mutex mutex;
+  std::condition_variable cv;
+
+  void finished(std::size_t index, std::exception_ptr e, std::string_view b) override {
+    std::optional<asio::any_completion_handler<void(std::exception_ptr, std::vector<std::string>)>> handler;
+    {
+      std::lock_guard lock(mutex);
+      if (done) return;
+      if (e) {
+        error = e;
+        done = true;
+        // The rest is of no use: drop what is queued, stop what runs.
+        if (auto c = core.lock())
+          for (const std::uint64_t id : ids) c->cancel_later.push_back(id);
+      } else {
+        results[index].assign(b);
+        done = --remaining == 0;
+      }
+      if (done && waiter) {
+        handler.emplace(std::move(*waiter));
+        waiter.reset();
+      }
+    }
+    if (done) cv.notify_all();
+    if (handler) complete_clearing_slot(ex, std::move(*handler), error, std::move(results));
+  }
+};
+
+struct stream_state : task_owner {
+  struct entry {
+    std::exception_ptr error;
+    std::string bytes;
+  };
+  std::weak_ptr<pool_core> core;
+  task_call call{};
+  std::set<std::size_t> early;
+  bool ordered = true;
+  std::size_t window = 1;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::set<std::uint64_t> in_flight;     // task ids
+  std::map<std::size_t, std::uint64_t> ids;  // chunk index -> task id
+  std::map<std::size_t, entry> arrived;  // ordered: by chunk index
+  std::deque<entry> arrival;             // unordered
+  std::size_t fed = 0;
+  std::size_t delivered = 0;
+  std::size_t next_index = 0;
+  bool input_done = false;
+  bool cancelled = false;
+  std::optional<asio::any_completion_handler<void(std::exception_ptr, std::string, bool)>> waiter;
+  asio::any_io_executor waiter_ex;
+
+  void finished(std::size_t index, std::exception_ptr e, std::string_view b) override {
+    std::optional<asio::any_completion_handler<void(std::exception_ptr, std::string, bool)>> handler;
+    entry taken;
+    bool end = false;
+    {
+      std::lock_guard lock(mutex);
+      if (const auto at = ids.find(index); at != ids.end()) {
+        in_flight.erase(at->second);
+        ids.erase(at);
+      } else {
+        early.insert(index);  // answered before stream_feed recorded its id
+      }
+      if (cancelled) return;
+      if (ordered)
+        arrived.emplace(index, entry{e, std::string(b)});
+      else
+        arrival.push_back(entry{e, std::string(b)});
+      if (waiter && take(taken, end)) {
+        handler.emplace(std::move(*waiter));
+        waiter.reset();
+      }
+    }
+    cv.notify_all();
+    if (handler) complete_clearing_slot(waiter_ex, std::move(*handler), taken.error, std::move(taken.bytes), end);
+  }
+
+  // The next result in the stream's order, or the end; false if neither is there yet.
+  bool take(entry& out, bool& end) {
+    if (ordered) {
+      const auto at = arrived.find(next_index);
+      if (at != arrived.end()) {
+        out = std::move(at->second);
+        arrived.erase(at);
+        ++next_index;
+        ++delivered;
+        return true;
+      }
+    } else if (!arrival.empty()) {
+      out = std::move(arrival.front());
+      arrival.pop_front();
+      ++delivered;
+      return true;
+    }
+    if (input_done && delivered == fed) {
+      end = true;
+      return true;
+    }
+    return false;
+  }
+};
+
+// ----- the erased operations of herd/pool.hpp -----
+
+asio::any_io_executor pool_executor(const pool_core& core) noexcept { return core.ex; }
+std::size_t pool_size(const pool_core& core) noexcept { return core.processes; }
+
+void check_blocking_allowed(const pool_core& core, const char* call) {
+  bool on_loop = false;
+  if (core.loop_thread != std::thread::id())
+    on_loop = std::this_thread::get_id() == core.loop_thread;
+  else if (const auto* io = core.ex.target<asio::io_context::executor_type>())
+    on_loop = io->running_in_this_thread();
+  else if (const auto* strand = core.ex.target<asio::strand<asio::io_context::executor_type>>())
+    on_loop = strand->get_inner_executor().running_in_this_thread();
+  if (on_loop)
+    throw boost::system::system_error(
+        errc::invalid_argument, std::string("herd: pool::") + call +
+                                    " blocks, and was called on a thread running the pool's event loop, which it "
+                                    "would stop forever; co_await the async_ form instead");
+}
+
+void throw_empty_pool() {
+  throw boost::system::system_error(errc::not_running, "herd: the pool or task handle is empty (moved from)");
+}
+
+void pool_async_apply(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args,
+                      completion handler) {
+  auto state = std::make_shared<task_state>();
+  state->core = core;
+  state->ex = core->ex;
+  try {
+    state->id = core->submit(call, std::move(args), state, 0);
+  } catch (...) {
+    complete_clearing_slot(core->ex, std::move(handler), std::current_exception(), std::string());
+    return;
+  }
+  // Cancelling the await cancels the task; its failure then completes the wait.
+  state->async_wait(std::move(handler), [keep = state](task_state* s, std::list<completion>::iterator) {
+    if (auto c = s->core.lock()) c->cancel(s->id);
+  });
+}
+
+std::shared_ptr<task_state> pool_submit(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args) {
+  auto state = std::make_shared<task_state>();
+  state->core = core;
+  state->ex = core->ex;
+  state->id = core->submit(call, std::move(args), state, 0);
+  return state;
+}
+
+void task_async_get(const std::shared_ptr<task_state>& state, const asio::any_io_executor& ex, completion handler) {
+  (void)ex;
+  // Cancelling only stops this wait.
+  state->async_wait(std::move(handler), [keep = state](task_state* s, std::list<completion>::iterator node) {
+    std::optional<completion> h;
+    {
+      std::lock_guard lock(s->mutex);
+      if (s->done) return;  // completing already
+      h.emplace(std::move(*node));
+      s->waiters.erase(node);
+    }
+    complete_clearing_slot(s->ex, std::move(*h),
+                           std::make_exception_ptr(boost::system::system_error(
+                               asio::error::operation_aborted, "herd: pool_task::async_get: the wait was cancelled")),
+                           std::string());
+  });
+}
+
+bool task_wait(task_state& state, std::optional<std::chrono::milliseconds> timeout) {
+  if (auto core = state.core.lock()) check_blocking_allowed(*core, "get");
+  std::unique_lock lock(state.mutex);
+  if (!timeout) {
+    state.cv.wait(lock, [&] { return state.done; });
+    return true;
+  }
+  return state.cv.wait_for(lock, *timeout, [&] { return state.done; });
+}
+
+std::exception_ptr task_outcome(const task_state& state, std::string& bytes) {
+  auto& s = const_cast<task_state&>(state);
+  std::lock_guard lock(s.mutex);
+  bytes = s.bytes;
+  return s.error;
+}
+
+bool task_ready(const task_state& state) noexcept {
+  auto& s = const_cast<task_state&>(state);
+  std::lock_guard lock(s.mutex);
+  return s.done;
+}
+
+bool task_cancel(const std::shared_ptr<task_state>& state) {
+  if (task_ready(*state)) return false;
+  if (auto core = state->core.lock()) core->cancel(state->id);
+  return true;
+}
+
+namespace {
+
+std::shared_ptr<batch_state> start_batch(const std::shared_ptr<pool_core>& core, const task_call& call,
+                                         std::vector<std::string> chunks) {
+  auto state = std::make_shared<batch_state>();
+  state->core = core;
+  state->ex = core->ex;
+  state->results.resize(chunks.size());
+  state->remaining = chunks.size();
+  state->ids.reserve(chunks.size());
+  if (chunks.empty()) {
+    state->done = true;
+    return state;
+  }
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    const std::uint64_t id = core->submit(call, std::move(chunks[i]), state, i);
+    std::lock_guard lock(state->mutex);
+    state->ids.push_back(id);
+  }
+  return state;
+}
+
+}  // namespace
+
+void pool_async_batch(const std::shared_ptr<pool_core>& core, const task_call& call, std::vector<std::string> chunks,
+                      asio::any_completion_handler<void(std::exception_ptr, std::vector<std::string>)> handler) {
+  std::shared_ptr<batch_state> state;
+  try {
+    state = start_batch(core, call, std::move(chunks));
+  } catch (...) {
+    complete_clearing_slot(core->ex, std::move(handler), std::current_exception(), std::vector<std::string>());
+    return;
+  }
+  std::unique_lock lock(state->mutex);
+  if (state->done) {
+    lock.unlock();
+    complete_clearing_slot(core->ex, std::move(handler), state->error, std::move(state->results));
+    return;
+  }
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  state->waiter.emplace(std::move(handler));
+  lock.unlock();
+  if (slot.is_connected())
+    slot.emplace<std::function<void(asio::cancellation_type)>>([state](asio::cancellation_type) {
+      std::vector<std::uint64_t> ids;
+      {
+        std::lock_guard l(state->mutex);
+        ids = state->ids;
+      }
+      if (auto c = state->core.lock())
+        for (const std::uint64_t id : ids) c->cancel(id);
+    });
+}
+
+std::exception_ptr pool_batch(const std::shared_ptr<pool_core>& core, const task_call& call,
+                              std::vector<std::string> chunks, std::vector<std::string>& results) {
+  auto state = start_batch(core, call, std::move(chunks));
+  std::unique_lock lock(state->mutex);
+  state->cv.wait(lock, [&] { return state->done; });
+  results = std::move(state->results);
+  return state->error;
+}
+
+std::shared_ptr<stream_state> pool_stream(const std::shared_ptr<pool_core>& core, const task_call& call, bool ordered,
+                                          std::size_t window) {
+  auto state = std::make_shared<stream_state>();
+  state->core = core;
+  state->ordered = ordered;
+  state->window = std::max<std::size_t>(window, 1);
+  state->waiter_ex = core->ex;
+  state->call = call;
+  return state;
+}
+
+bool stream_has_room(const stream_state& state) noexcept {
+  auto& s = const_cast<stream_state&>(state);
+  std::lock_guard lock(s.mutex);
+  // Results waiting to be read count too: a slow reader holds the input back.
+  return s.fed - s.delivered < s.window && !s.cancelled;
+}
+
+void stream_feed(const std::shared_ptr<stream_state>& state, std::string chunk) {
+  const auto core = state->core.lock();
+  if (!core) throw_empty_pool();
+  std::size_t index;
+  {
+    std::lock_guard lock(state->mutex);
+    index = state->fed++;
+  }
+  std::uint64_t id;
+  try {
+    id = core->submit(state->call, std::move(chunk), state, index);
+  } catch (...) {
+    state->finished(index, std::current_exception(), {});  // in its place, like any failure
+    return;
+  }
+  std::lock_guard lock(state->mutex);
+  if (state->early.erase(index) == 0) {
+    state->ids.emplace(index, id);
+    state->in_flight.insert(id);
+  }
+}
+
+void stream_input_done(stream_state& state) noexcept {
+  std::lock_guard lock(state.mutex);
+  state.input_done = true;
+}
+
+void stream_async_next(const std::shared_ptr<stream_state>& state, const asio::any_io_executor& ex,
+                       asio::any_completion_handler<void(std::exception_ptr, std::string, bool)> handler) {
+  (void)ex;
+  std::unique_lock lock(state->mutex);
+  stream_state::entry taken;
+  bool end = false;
+  if (state->take(taken, end)) {
+    lock.unlock();
+    complete_clearing_slot(state->waiter_ex, std::move(handler), taken.error, std::move(taken.bytes), end);
+    return;
+  }
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  state->waiter.emplace(std::move(handler));
+  lock.unlock();
+  if (slot.is_connected())
+    slot.emplace<std::function<void(asio::cancellation_type)>>([state](asio::cancellation_type) {
+      std::optional<asio::any_completion_handler<void(std::exception_ptr, std::string, bool)>> h;
+      {
+        std::lock_guard l(state->mutex);
+        if (!state->waiter) return;
+        h.emplace(std::move(*state->waiter));
+        state->waiter.reset();
+      }
+      complete_clearing_slot(state->waiter_ex, std::move(*h),
+                             std::make_exception_ptr(boost::system::system_error(
+                                 asio::error::operation_aborted, "herd: imap_stream::async_next: the wait was cancelled")),
+                             std::string(), false);
+    });
+}
+
+bool stream_next(stream_state& state, std::optional<std::chrono::milliseconds> timeout, std::exception_ptr& error,
+                 std::string& bytes, bool& end) {
+  if (auto core = state.core.lock()) check_blocking_allowed(*core, "imap_stream::next");
+  std::unique_lock lock(state.mutex);
+  stream_state::entry taken;
+  const auto ready = [&] { return state.take(taken, end); };
+  if (!timeout)
+    state.cv.wait(lock, ready);
+  else if (!state.cv.wait_for(lock, *timeout, ready))
+    return false;
+  error = taken.error;
+  bytes = std::move(taken.bytes);
+  return true;
+}
+
+void stream_cancel(const std::shared_ptr<stream_state>& state) {
+  std::vector<std::uint64_t> ids;
+  {
+    std::lock_guard lock(state->mutex);
+    state->cancelled = true;
+    ids.assign(state->in_flight.begin(), state->in_flight.end());
+  }
+  if (auto core = state->core.lock())
+    for (const std::uint64_t id : ids) core->cancel(id);
+}
+
+void pool_close(pool_core& core) {
+  std::unique_lock lock(core.mutex);
+  pool_scheduler::actions out;
+  core.scheduler.close(out);
+  core.carry_out(out);
+  core.finish_locked(lock);
+}
+
+void pool_terminate(pool_core& core) {
+  std::unique_lock lock(core.mutex);
+  pool_scheduler::actions out;
+  core.scheduler.terminate(out);
+  core.carry_out(out);
+  core.finish_locked(lock);
+}
+
+void pool_async_join(const std::shared_ptr<pool_core>& core, const asio::any_io_executor& ex,
+                     asio::any_completion_handler<void(error_code)> handler) {
+  if (!core) {
+    post_completion(ex, std::move(handler), make_error_code(errc::not_running));
+    return;
+  }
+  std::unique_lock lock(core->mutex);
+  if (!core->scheduler.closed()) {
+    lock.unlock();
+    post_completion(core->ex, std::move(handler), make_error_code(errc::invalid_argument));
+    return;
+  }
+  if (core->finished) {
+    lock.unlock();
+    post_completion(core->ex, std::move(handler), error_code());
+    return;
+  }
+  core->joiners.push_back(std::move(handler));
+}
+
+void pool_join(pool_core& core) {
+  check_blocking_allowed(core, "join");
+  std::unique_lock lock(core.mutex);
+  if (!core.scheduler.closed())
+    throw boost::system::system_error(errc::invalid_argument,
+                                      "herd: pool::join: call close() or terminate() first (as in Python)");
+  core.finished_cv.wait(lock, [&] { return core.finished; });
+}
+
+pool_stats pool_get_stats(const pool_core& core) {
+  auto& c = const_cast<pool_core&>(core);
+  std::lock_guard lock(c.mutex);
+  const auto counters = c.scheduler.counters();
+  pool_stats s;
+  s.processes = c.processes;
+  s.queued = counters.queued;
+  s.running = counters.running;
+  s.done = counters.done;
+  s.failed = counters.failed;
+  s.retried = counters.retried;
+  s.worker_restarts = counters.worker_restarts;
+  for (const auto& w : c.scheduler.workers()) {
+    const auto found = c.workers.find(w.id);
+    const int pid = found != c.workers.end() && found->second->process ? found->second->process->pid : 0;
+    s.workers.push_back({pid, w.done, w.holding});
+  }
+  return s;
+}
+
+}  // namespace detail
+
+// ----- herd::pool -----
+
+pool::pool(const executor_type& ex, const pool_options& options) : executor_(ex) {
+  auto core = std::make_shared<detail::pool_core>(ex, options, std::thread::id());
+  core->start();
+  core_ = std::move(core);
+}
+
+pool::pool(const pool_options& options) : loop_(std::make_unique<detail::owned_loop>()) {
+  executor_ = loop_->io.get_executor();
+  auto core = std::make_shared<detail::pool_core>(executor_, options, loop_->thread.get_id());
+  // Workers are forked on the loop's thread, which lives as long as the pool: PR_SET_PDEATHSIG
+  // follows the thread that forked.
+  std::promise<void> started;
+  asio::post(executor_, [&] {
+    try {
+      core->start();
+      started.set_value();
+    } catch (...) {
+      started.set_exception(std::current_exception());
+    }
+  });
+  started.get_future().get();
+  core_ = std::move(core);
+}
+
+pool::pool(pool&& other) noexcept
+    : loop_(std::move(other.loop_)), core_(std::move(other.core_)), executor_(other.executor_) {}
+
+pool& pool::operator=(pool&& other) noexcept {
+  if (this != &other) {
+    shut_down();
+    loop_ = std::move(other.loop_);
+    core_ = std::move(other.core_);
+    executor_ = other.executor_;
+  }
+  return *this;
+}
+
+pool::~pool() { shut_down(); }
+
+void pool::shut_down() noexcept {
+  if (core_) {
+    try {
+      detail::pool_terminate(*core_);
+    } catch (...) {
+    }
+    if (loop_) {
+      // Its own loop reaps the workers; it stops only once they have ended.
+      std::unique_lock lock(core_->mutex);
+      core_->finished_cv.wait(lock, [&] { return core_->finished; });
+    }
+    core_.reset();
+  }
+  loop_.reset();
+}
+
+pool::executor_type pool::get_executor() const { return executor_; }
+
+std::size_t pool::size() const { return detail::pool_size(*checked()); }
+
+void pool::close() {
+  if (core_) detail::pool_close(*core_);
+}
+
+void pool::terminate() {
+  if (core_) detail::pool_terminate(*core_);
+}
+
+void pool::join() { detail::pool_join(*checked()); }
+
+pool_stats pool::stats() const { return detail::pool_get_stats(*checked()); }
+
+}  // namespace herd

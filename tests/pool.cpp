@@ -1,0 +1,548 @@
+// herd::pool with real worker processes: results and their order, failures of every kind
+// (exceptions, deaths, poison, timeouts, initializer), cancellation, recycling, close/terminate,
+// the blocking forms, and no process or descriptor left behind.
+#include <herd/pool.hpp>  // first: the header stands alone
+
+#include "support/leak_check.hpp"
+#include "support/run.hpp"
+
+#include <herd/process.hpp>
+#include <herd/with_timeout.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <future>
+#include <csignal>
+#include <map>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using herd_test::leak_check;
+
+namespace {
+
+int square(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+int my_pid() { return ::getpid(); }
+std::string shout(std::string text) { return text + "!"; }
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+int sleep_then_pid(int ms) {
+  sleep_ms(ms);
+  return ::getpid();
+}
+[[noreturn]] int spin_forever(int) {
+  for (;;) std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+int die_by_sigkill(int) {
+  ::kill(::getpid(), SIGKILL);
+  return 0;
+}
+int crash_if_negative(int x) {
+  if (x < 0) std::abort();
+  sleep_ms(2);
+  return x;
+}
+int throw_invalid(int x) {
+  if (x == 3) throw std::invalid_argument("three is not allowed");
+  return x;
+}
+
+struct point {
+  int x;
+  std::string label;
+};
+point move_point(point p, int dx) { return {p.x + dx, p.label + "'"}; }
+
+int worker_setting = 0;
+void set_worker_setting(int v) { worker_setting = v; }
+int read_worker_setting() { return worker_setting; }
+
+asio::awaitable<int> async_double(int x) {
+  asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
+  co_await t.async_wait(asio::deferred);
+  co_return 2 * x;
+}
+
+herd::pool_options small(std::size_t processes = 2) {
+  herd::pool_options o;
+  o.processes = processes;
+  o.stop = herd::stop_policy{false, SIGTERM, 200ms};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("pool: async_apply returns results and a worker's pid differs from ours") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small());
+    CHECK(co_await pool.async_apply(square, 7) == 49);
+    CHECK(co_await pool.async_apply(add, 2, 3) == 5);
+    CHECK(co_await pool.async_apply(shout, "hi") == "hi!");  // text travels as std::string
+    CHECK(co_await pool.async_apply([](int x) { return x + 1; }, 41) == 42);
+    const point start{1, "a"};  // not a temporary in the co_await: g++ 12 destroys those twice
+    const point p = co_await pool.async_apply(move_point, start, 2);
+    CHECK(p.x == 3);
+    CHECK(p.label == "a'");
+    CHECK(co_await pool.async_apply(my_pid) != ::getpid());
+    CHECK(co_await pool.async_apply(async_double, 21) == 42);  // a coroutine task
+    co_await pool.async_apply(sleep_ms, 1);                    // void
+    pool.close();
+    co_await pool.async_join();
+  });
+}
+
+TEST_CASE("pool: async_map keeps input order for every chunk size and empty input") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small());
+    std::vector<int> input(1000);
+    std::iota(input.begin(), input.end(), 0);
+    for (std::size_t chunk : {0u, 1u, 7u, 999u, 5000u}) {
+      const std::vector<int> out = co_await pool.async_map(square, input, {.chunksize = chunk});
+      REQUIRE(out.size() == input.size());
+      bool ordered = true;
+      for (int i = 0; i < 1000; ++i) ordered &= out[i] == i * i;
+      CHECK_MESSAGE(ordered, "chunksize ", chunk);
+    }
+    const std::vector<int> nothing;
+    const std::vector<int> none = co_await pool.async_map(square, nothing);
+    CHECK(none.empty());
+    std::vector<std::tuple<int, int>> tuples;
+    tuples.emplace_back(1, 2);
+    tuples.emplace_back(3, 4);
+    tuples.emplace_back(5, 6);
+    const std::vector<int> sums = co_await pool.async_starmap(add, tuples);
+    const std::vector<int> expected_sums{3, 7, 11};
+    CHECK(sums == expected_sums);
+  });
+}
+
+TEST_CASE("pool: 100000 small tasks through submit all come back right") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small());
+    std::vector<herd::pool_task<int>> tasks;
+    tasks.reserve(100000);
+    for (int i = 0; i < 100000; ++i) tasks.push_back(pool.submit(square, i % 1000));
+    long long sum = 0, expected = 0;
+    for (int i = 0; i < 100000; ++i) {
+      sum += co_await tasks[i].async_get();
+      expected += (i % 1000) * (i % 1000);
+    }
+    CHECK(sum == expected);
+    const herd::pool_stats stats = pool.stats();
+    CHECK(stats.done == 100000);
+    CHECK(stats.failed == 0);
+    CHECK(stats.queued == 0);
+    CHECK(stats.running == 0);
+  });
+}
+
+TEST_CASE("pool: imap yields results in order and imap_unordered each result once") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small());
+    std::vector<int> input(200);
+    std::iota(input.begin(), input.end(), 0);
+    {
+      auto stream = pool.imap(square, input, {.chunksize = 3});
+      int expected = 0;
+      while (auto r = co_await stream.async_next()) {
+        CHECK(*r == expected * expected);
+        ++expected;
+      }
+      CHECK(expected == 200);
+    }
+    {
+      auto stream = pool.imap_unordered(square, input);
+      std::multiset<int> seen;
+      while (auto r = co_await stream.async_next()) seen.insert(*r);
+      std::multiset<int> all;
+      for (int i : input) all.insert(i * i);
+      CHECK(seen == all);
+    }
+  });
+}
+
+namespace {
+// An endless input: 0, 1, 2, … (never materialized).
+struct counting {
+  struct iterator {
+    long long n = 0;
+    long long operator*() const { return n; }
+    iterator& operator++() {
+      ++n;
+      return *this;
+    }
+    bool operator!=(const iterator&) const { return true; }
+  };
+  iterator begin() const { return {}; }
+  iterator end() const { return {}; }
+};
+long long plus_one(long long x) { return x + 1; }
+
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("pool: imap over an endless input reads it lazily in bounded memory") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small());
+    auto stream = pool.imap(plus_one, counting{}, {.chunksize = 16, .window = 8});
+    long long expected = 1;
+    long before = 0;
+    for (int i = 0; i < 200000; ++i) {
+      auto r = co_await stream.async_next();
+      REQUIRE(r);
+      if (*r != expected) FAIL_CHECK("out of order at ", i);
+      ++expected;
+      if (i == 20000) before = resident_kib();
+    }
+    const long growth = resident_kib() - before;
+    CHECK_MESSAGE(growth < 4096, "RSS grew by ", growth, " KiB");
+    const herd::pool_stats stats = pool.stats();
+    CHECK(stats.queued + stats.running <= 8);  // never more than the window
+  });
+}
+
+TEST_CASE("pool: a task's exception comes back with its type message and pid and the worker goes on") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    const int pid = co_await pool.async_apply(my_pid);
+    try {
+      co_await pool.async_apply(throw_invalid, 3);
+      FAIL("no exception");
+    } catch (const herd::child_error& e) {
+      CHECK(e.exception_type() == "std::invalid_argument");
+      CHECK(e.exception_message() == "three is not allowed");
+      CHECK(e.pid() == pid);
+      CHECK_FALSE(e.function().empty());
+      CHECK(std::string(e.what()).find(std::to_string(pid)) != std::string::npos);
+    }
+    CHECK(co_await pool.async_apply(my_pid) == pid);  // the same worker
+    // In a map, the first failure is what is thrown.
+    std::vector<int> input{1, 2, 3, 4};
+    CHECK_THROWS_AS(co_await pool.async_map(throw_invalid, input, {.chunksize = 1}), herd::child_error);
+  });
+}
+
+TEST_CASE("pool: a worker SIGKILLed under load fails only the task it ran and the pool serves on") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(2));
+    std::vector<herd::pool_task<int>> tasks;
+    for (int i = 0; i < 200; ++i) tasks.push_back(pool.submit(crash_if_negative, i == 57 ? -1 : i));
+    int ok = 0, died = 0;
+    for (int i = 0; i < 200; ++i) {
+      try {
+        const int value = co_await tasks[i].async_get();
+        CHECK(value == i);
+        ++ok;
+      } catch (const herd::task_error& e) {
+        CHECK(e.code() == herd::errc::worker_died);
+        CHECK(i == 57);
+        REQUIRE(e.status());
+        CHECK(e.status()->signal() == SIGABRT);
+        CHECK(e.pid() > 0);
+        CHECK(std::string(e.what()).find("died") != std::string::npos);
+        ++died;
+      }
+    }
+    CHECK(ok == 199);
+    CHECK(died == 1);
+    CHECK(pool.stats().worker_restarts == 1);
+    CHECK(pool.stats().workers.size() == 2);
+    CHECK(co_await pool.async_apply(square, 5) == 25);
+  });
+}
+
+TEST_CASE("pool: a worker killed from outside fails its running task and the next one succeeds") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    auto slow = pool.submit(sleep_then_pid, 5000);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (pool.stats().running == 0 && std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer t(ex, 1ms);
+      co_await t.async_wait(asio::deferred);
+    }
+    asio::steady_timer settle(ex, 20ms);
+    co_await settle.async_wait(asio::deferred);
+    const int victim = pool.stats().workers.at(0).pid;
+    ::kill(victim, SIGKILL);
+    try {
+      co_await slow.async_get();
+      FAIL("no failure");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == herd::errc::worker_died);
+      CHECK(e.pid() == victim);
+      CHECK(e.status()->signal() == SIGKILL);
+    }
+    CHECK(co_await pool.async_apply(my_pid) != victim);
+  });
+}
+
+TEST_CASE("pool: retries run a task lost to a death again and a poison task is quarantined") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(1);
+    options.retries = 5;
+    options.poison_after = 2;
+    herd::pool pool(ex, options);
+    try {
+      co_await pool.async_apply(die_by_sigkill, 0);
+      FAIL("no failure");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == herd::errc::poison_task);
+      CHECK(std::string(e.what()).find("quarantined") != std::string::npos);
+    }
+    const herd::pool_stats stats = pool.stats();
+    CHECK(stats.retried == 1);
+    CHECK(stats.worker_restarts == 2);
+    CHECK(co_await pool.async_apply(square, 3) == 9);
+  });
+}
+
+TEST_CASE("pool: task_timeout stops a task that spins forever and replaces its worker") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(1);
+    options.task_timeout = 200ms;
+    herd::pool pool(ex, options);
+    const int before = co_await pool.async_apply(my_pid);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      co_await pool.async_apply(spin_forever, 0);
+      FAIL("no timeout");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == herd::errc::timed_out);
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= 200ms);
+    CHECK(took < 5s);
+    CHECK(co_await pool.async_apply(my_pid) != before);
+  });
+}
+
+TEST_CASE("pool: cancelling a queued task removes it and cancelling a running one replaces its worker") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    const int before = co_await pool.async_apply(my_pid);
+    auto running = pool.submit(spin_forever, 0);
+    auto queued = pool.submit(square, 4);
+    asio::steady_timer started(ex, 100ms);  // the worker has begun spinning
+    co_await started.async_wait(asio::deferred);
+    CHECK(queued.cancel());
+    CHECK_THROWS_AS(co_await queued.async_get(), herd::task_error);
+    CHECK(running.cancel());
+    try {
+      co_await running.async_get();
+      FAIL("no cancellation");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == asio::error::operation_aborted);
+    }
+    CHECK(co_await pool.async_apply(my_pid) != before);
+    // A timer racing async_apply: the loser is cancelled, and its task stopped, not left spinning.
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer(ex, 100ms);
+    const auto winner = co_await (pool.async_apply(spin_forever, 1) || timer.async_wait(asio::use_awaitable));
+    CHECK(winner.index() == 1);
+    asio::steady_timer settle(ex, 50ms);
+    co_await settle.async_wait(asio::deferred);
+    const herd::pool_stats stats = pool.stats();
+    CHECK(stats.running + stats.queued == 0);
+  });
+}
+
+TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(2);
+    options.max_tasks_per_child = 4;
+    herd::pool pool(ex, options);
+    std::set<int> pids;
+    for (int i = 0; i < 40; ++i) pids.insert(co_await pool.async_apply(my_pid));
+    CHECK(pids.size() >= 10);  // at most 4 tasks each
+    CHECK(pool.stats().worker_restarts == 0);  // recycling is no death
+  });
+}
+
+TEST_CASE("pool: an initializer sets per-worker state and a failing one fails every task with its message") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    {
+      auto options = small(2);
+      options.initializer = [] { set_worker_setting(42); };
+      herd::pool pool(ex, options);
+      CHECK(co_await pool.async_apply(read_worker_setting) == 42);
+    }
+    auto options = small(2);
+    options.initializer = [] { throw std::runtime_error("no database"); };
+    herd::pool pool(ex, options);
+    for (int i = 0; i < 3; ++i) {
+      try {
+        co_await pool.async_apply(square, i);
+        FAIL("no failure");
+      } catch (const herd::task_error& e) {
+        CHECK(e.code() == herd::errc::initializer_failed);
+        CHECK(std::string(e.what()).find("no database") != std::string::npos);
+      }
+    }
+  });
+}
+
+TEST_CASE("pool: terminate with tasks in flight fails them and leaves nothing running") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(2));
+    std::vector<herd::pool_task<int>> tasks;
+    for (int i = 0; i < 10; ++i) tasks.push_back(pool.submit(spin_forever, i));
+    asio::steady_timer t(ex, 50ms);
+    co_await t.async_wait(asio::deferred);
+    pool.terminate();
+    int aborted = 0, closed = 0;
+    for (auto& task : tasks) {
+      try {
+        co_await task.async_get();
+      } catch (const herd::task_error& e) {
+        if (e.code() == asio::error::operation_aborted) ++aborted;
+        if (e.code() == herd::errc::closed) ++closed;
+      }
+    }
+    CHECK(aborted == 2);
+    CHECK(closed == 8);
+    co_await pool.async_join();
+    CHECK_THROWS_AS(pool.submit(square, 1), boost::system::system_error);
+  });
+}
+
+TEST_CASE("pool: the destructor with tasks in flight stops every worker") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    std::optional<herd::pool_task<int>> task;
+    {
+      herd::pool pool(ex, small(2));
+      task.emplace(pool.submit(spin_forever, 0));
+      asio::steady_timer t(ex, 20ms);
+      co_await t.async_wait(asio::deferred);
+    }
+    CHECK_THROWS_AS(co_await task->async_get(), herd::task_error);
+  });
+}
+
+TEST_CASE("pool: submit and get with a timeout like Python's AsyncResult and the pool stays usable") {
+  leak_check leaks;
+  herd::pool pool(small(2));  // its own event loop
+  auto task = pool.submit(square, 10);
+  CHECK(task.get(1s) == 100);
+  CHECK(task.ready());
+  auto slow = pool.submit(sleep_then_pid, 10000);
+  try {
+    slow.get(100ms);
+    FAIL("no timeout");
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == herd::errc::timed_out);
+  }
+  CHECK_FALSE(slow.ready());
+  CHECK(pool.apply(square, 6) == 36);
+  std::vector<int> input{1, 2, 3};
+  CHECK(pool.map(square, input) == std::vector<int>{1, 4, 9});
+  auto stream = pool.imap(square, input);
+  CHECK(stream.next() == 1);
+  CHECK(stream.next() == 4);
+  CHECK(stream.next(1s) == 9);
+  CHECK_FALSE(stream.next().has_value());
+}
+
+TEST_CASE("pool: blocking forms work from a thread that does not run the loop and fail clearly on it") {
+  leak_check leaks;
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::thread loop([&] { io.run(); });
+  {
+    herd::pool pool(io.get_executor(), small(2));
+    CHECK(pool.apply(square, 9) == 81);
+    std::promise<std::string> what;
+    asio::post(io, [&] {
+      try {
+        pool.apply(square, 1);
+        what.set_value("no error");
+      } catch (const boost::system::system_error& e) {
+        what.set_value(e.what());
+      }
+    });
+    CHECK(what.get_future().get().find("event loop") != std::string::npos);
+    pool.close();
+    pool.join();
+  }
+  guard.reset();
+  loop.join();
+}
+
+TEST_CASE("pool: used from four io_context threads at once") {
+  leak_check leaks;
+  asio::io_context io(4);
+  std::atomic<int> good{0};
+  {
+    herd::pool pool(io.get_executor(), small(2));
+    for (int c = 0; c < 8; ++c)
+      asio::co_spawn(
+          io,
+          [&pool, &good, c]() -> asio::awaitable<void> {
+            for (int i = 0; i < 200; ++i)
+              if (co_await pool.async_apply(add, c, i) == c + i) ++good;
+          },
+          asio::detached);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) threads.emplace_back([&] { io.run_for(60s); });
+    for (auto& t : threads) t.join();
+    CHECK(good == 8 * 200);
+    io.restart();
+  }
+  io.run_for(10s);
+}
+
+TEST_CASE("pool: a moved-from pool and task handle report not_running and close is a no-op") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    herd::pool other = std::move(pool);
+    CHECK_FALSE(pool.valid());
+    pool.close();
+    pool.terminate();
+    CHECK_THROWS_AS(pool.submit(square, 1), boost::system::system_error);
+    CHECK_THROWS_AS(pool.stats(), boost::system::system_error);
+    auto [ec] = co_await pool.async_join(asio::as_tuple(asio::deferred));
+    CHECK(ec == herd::errc::not_running);
+    auto task = other.submit(square, 2);
+    auto moved = std::move(task);
+    CHECK_FALSE(task.valid());
+    CHECK_THROWS_AS(task.get(), boost::system::system_error);
+    CHECK(co_await moved.async_get() == 4);
+  });
+}
