@@ -151,6 +151,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                                                           "' is closed (close() or terminate() was called)");
     const std::uint64_t id = next_task++;
     tasks.emplace(id, pending_task{call, std::move(args), std::move(owner), index});
+    tick();
     pool_scheduler::actions out;
     scheduler.submit(id, out);
     carry_out(out);
@@ -165,6 +166,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   }
 
   void cancel_locked(std::uint64_t id) {
+    tick();
     pool_scheduler::actions out;
     pool_scheduler::worker_id w = 0;
     if (scheduler.cancel(id, out, &w) == pool_scheduler::place::sent) {
@@ -197,6 +199,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
     return false;
   }
+
+  void tick() noexcept { scheduler.at(std::chrono::steady_clock::now().time_since_epoch()); }
 
   // ----- the scheduler's actions -----
 
@@ -451,6 +455,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const auto found = workers.find(id);
     if (found == workers.end()) return;
     worker_record& w = *found->second;
+    tick();
     pool_scheduler::actions out;
     drain(w, out);  // what it answered before it ended counts
     carry_out(out);
@@ -528,6 +533,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   // Asks every worker for a wake-up at its next answer, then looks once more (an answer may
   // have come in between), and waits on the pool's eventfd.
   void arm(std::unique_lock<std::mutex>& lock) {
+    tick();
     pool_scheduler::actions out;
     for (;;) {
       for (auto& [id, w] : workers) {

@@ -507,24 +507,24 @@ TEST_CASE("pool: blocking forms work from a thread that does not run the loop an
 TEST_CASE("pool: used from four io_context threads at once") {
   leak_check leaks;
   asio::io_context io(4);
-  std::atomic<int> good{0};
-  {
-    herd::pool pool(io.get_executor(), small(2));
-    for (int c = 0; c < 8; ++c)
-      asio::co_spawn(
-          io,
-          [&pool, &good, c]() -> asio::awaitable<void> {
-            for (int i = 0; i < 200; ++i)
-              if (co_await pool.async_apply(add, c, i) == c + i) ++good;
-          },
-          asio::detached);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t) threads.emplace_back([&] { io.run_for(60s); });
-    for (auto& t : threads) t.join();
-    CHECK(good == 8 * 200);
-    io.restart();
-  }
-  io.run_for(10s);
+  std::atomic<int> good{0}, finished{0};
+  herd::pool pool(io.get_executor(), small(2));
+  for (int c = 0; c < 8; ++c)
+    asio::co_spawn(
+        io,
+        [&pool, &good, &finished, c]() -> asio::awaitable<void> {
+          for (int i = 0; i < 200; ++i)
+            if (co_await pool.async_apply(add, c, i) == c + i) ++good;
+          if (++finished == 8) {
+            CHECK(pool.stats().done == 8 * 200);
+            pool.close();  // the loop ends once the workers have left
+          }
+        },
+        asio::detached);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { io.run_for(60s); });
+  for (auto& t : threads) t.join();
+  CHECK(good == 8 * 200);
 }
 
 TEST_CASE("pool: a moved-from pool and task handle report not_running and close is a no-op") {

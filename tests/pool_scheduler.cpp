@@ -323,3 +323,24 @@ TEST_CASE("pool scheduler: terminate fails queued tasks closed and sent ones abo
   CHECK(out.empty());  // no retry, no replacement, no second failure
   CHECK(s.finished());
 }
+
+TEST_CASE("pool scheduler: a worker stuck in a long task gets nothing more while another is free") {
+  pool_limits limits = workers(2);
+  limits.ahead = 1ms;
+  pool_scheduler s = started(limits);
+  pool_scheduler::actions out;
+  s.at(0ms);
+  s.submit(1, out);  // worker 0: a long task
+  s.submit(2, out);  // worker 1
+  s.at(1ms);
+  s.result(1, 2, 10us, false, out);  // short tasks: the window grows to 100
+  out.clear();
+  s.at(50ms);  // worker 0 has been on task 1 for 50 ms
+  for (pool_scheduler::task_id t = 10; t < 14; ++t) s.submit(t, out);
+  for (const action& a : of_kind(out, action::send)) CHECK(a.worker == 1);
+  CHECK(of_kind(out, action::send).size() == 4);
+  out.clear();
+  s.result(0, 1, 50ms, false, out);  // it answers: it may take work again
+  s.submit(20, out);
+  CHECK(of_kind(out, action::send) == std::vector<action>{{action::send, 0, 20}});
+}

@@ -33,6 +33,7 @@ void pool_scheduler::result(worker_id worker, task_id task, std::chrono::nanosec
   if (const auto w = workers_.find(worker); w != workers_.end()) {
     forget_held(w->second, task);
     ++w->second.done;
+    w->second.busy_since = now_;
   }
   if (!t->second.abandoned) {
     ++stats_.done;
@@ -203,7 +204,7 @@ void pool_scheduler::dispatch(actions& out) {
     worker_record* best = nullptr;
     worker_id best_id = 0;
     for (auto& [id, w] : workers_) {
-      if (w.leaving || w.holding.size() >= limit) continue;
+      if (w.leaving || w.holding.size() >= limit || (!w.holding.empty() && stalled(w))) continue;
       if (!best || w.holding.size() < best->holding.size() ||
           (w.holding.size() == best->holding.size() && id < best_id)) {
         best = &w;
@@ -214,6 +215,7 @@ void pool_scheduler::dispatch(actions& out) {
     const task_id task = queue_.front();
     queue_.pop_front();
     tasks_[task].worker = best_id;
+    if (best->holding.empty()) best->busy_since = now_;
     best->holding.push_back(task);
     ++best->sent;
     out.push_back({action::send, best_id, task});
@@ -224,6 +226,12 @@ void pool_scheduler::dispatch(actions& out) {
       while (needs_worker()) start_worker(out);
     }
   }
+}
+
+bool pool_scheduler::stalled(const worker_record& w) const noexcept {
+  // Far longer than the mean task: four times it, and at least a millisecond.
+  const double limit = std::max(4 * mean_run_ns_, 1e6);
+  return static_cast<double>((now_ - w.busy_since).count()) > limit;
 }
 
 void pool_scheduler::start_worker(actions& out) {

@@ -85,6 +85,11 @@ class pool_scheduler {
 
   explicit pool_scheduler(const pool_limits& limits);
 
+  /// The time of the events that follow (a steady clock's): a worker whose current task has run
+  /// far longer than tasks do is sent nothing more until it answers, so that no task waits
+  /// behind a long one while another worker is free.
+  void at(std::chrono::nanoseconds now) noexcept { now_ = now; }
+
   /// Starts the first workers.
   void start(actions& out);
   /// A new task, queued behind the others (false, and nothing appended, once closed).
@@ -134,12 +139,14 @@ class pool_scheduler {
     std::size_t quota = 0;  // 0: unlimited
     std::size_t sent = 0;
     std::size_t done = 0;
+    std::chrono::nanoseconds busy_since{0};  // when its oldest held task was sent, or last answered
     bool leaving = false;  // quota sent, retired or stopped: gets nothing more
     bool stopped = false;  // stopped by the pool: what it held is not to blame for its end
     bool retired = false;
   };
 
   void dispatch(actions& out);
+  bool stalled(const worker_record& w) const noexcept;
   void start_worker(actions& out);
   bool needs_worker() const noexcept;
   std::size_t draw_quota();
@@ -155,6 +162,7 @@ class pool_scheduler {
   worker_id next_worker_ = 0;
   std::size_t active_ = 0;  // workers not leaving
   double mean_run_ns_ = 0;  // 0: nothing measured yet
+  std::chrono::nanoseconds now_{0};
   bool closed_ = false;
   bool broken_ = false;
   stats stats_;
