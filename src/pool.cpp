@@ -109,6 +109,7 @@ struct owned_loop {
 struct pool_core : std::enable_shared_from_this<pool_core> {
   pool_core(const asio::any_io_executor& executor, const pool_options& opts, std::thread::id loop)
       : ex(executor),
+        workers_ex(asio::make_strand(executor)),
         options(opts),
         processes(opts.processes != 0 ? opts.processes : std::max(1u, cpu_count())),
         scheduler(limits_of(opts, processes)),
@@ -280,7 +281,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const auto w = workers.find(worker);
     if (w == workers.end()) return;
     if (w->second->process) {
-      w->second->process->begin_stop(exit_reason::stopped);
+      asio::post(workers_ex, [process = w->second->process] { process->begin_stop(exit_reason::stopped); });
       return;
     }
     // Never started: it ends here.
@@ -373,7 +374,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         sink.send_value({});
       };
       try {
-        process = fork_process(ex, worker_options, typeid(pool), nullptr, child_body(body));
+        process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
       } catch (...) {
         // It could not start (fork failed, fd limit): it counts as a worker that died at once.
         pool_scheduler::actions out;
@@ -388,8 +389,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
     close_excluded(w.memory.release());
     w.process = process;
-    process->wait([self = shared_from_this(), id = w.id](error_code, exit_status status) {
-      self->worker_ended(id, status);
+    asio::post(workers_ex, [self = shared_from_this(), process, id = w.id] {
+      process->wait([self, id](error_code, exit_status status) { self->worker_ended(id, status); });
     });
   }
 
@@ -510,7 +511,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     wake_touched();
     if (!to_fork.empty() && !fork_posted) {
       fork_posted = true;
-      asio::post(ex, [self = shared_from_this()] {
+      asio::post(workers_ex, [self = shared_from_this()] {
         std::unique_lock l(self->mutex);
         self->fork_posted = false;
         self->fork_pending();
@@ -598,6 +599,9 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
   std::mutex mutex;
   asio::any_io_executor ex;
+  // The worker processes' handles are not thread-safe: everything they do, and what this core
+  // asks of them, runs in one strand.
+  asio::any_io_executor workers_ex;
   pool_options options;
   std::size_t processes;
   pool_scheduler scheduler;
