@@ -16,6 +16,7 @@
 #include <herd/queue.hpp>
 #include <herd/run.hpp>
 #include <herd/scope.hpp>
+#include <herd/pool.hpp>
 #include <herd/shared.hpp>
 #include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>

@@ -45,7 +45,7 @@ struct pool_options {
   /// Runs once in each worker before its first task (Python's initializer with its initargs:
   /// `[] { setup(42); }`). If it throws or kills the worker, the pool fails every task with
   /// `errc::initializer_failed` and the initializer's message, instead of restarting forever.
-  std::function<void()> initializer;
+  std::function<void()> initializer{};
   /// A worker leaves after this many tasks and a new one takes its place (0: never); each worker
   /// draws its own limit from the last quarter below it, so they do not all restart at once.
   std::size_t max_tasks_per_child = 0;
