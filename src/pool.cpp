@@ -13,11 +13,13 @@
 #include <herd/process.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -31,6 +33,7 @@
 #include <unordered_map>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 namespace herd {
@@ -82,13 +85,15 @@ struct worker_record {
   }
 };
 
-// Completes `handler` on its own executor (through `ex`), clearing its cancellation slot there.
+// Completes `handler` on its own associated executor (the pool's if it has none), never inline,
+// clearing its cancellation slot there.
 template <typename Handler, typename... Values>
 void complete_clearing_slot(const asio::any_io_executor& ex, Handler handler, Values... values) {
-  asio::post(ex, [h = std::move(handler), ... v = std::move(values)]() mutable {
-    asio::get_associated_cancellation_slot(h).clear();
-    std::move(h)(std::move(v)...);
-  });
+  const auto target = asio::get_associated_executor(handler, ex);
+  asio::post(ex, asio::bind_executor(target, [h = std::move(handler), ... v = std::move(values)]() mutable {
+               asio::get_associated_cancellation_slot(h).clear();
+               std::move(h)(std::move(v)...);
+             }));
 }
 
 }  // namespace
@@ -115,6 +120,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         scheduler(limits_of(opts, processes)),
         watch(executor),
         timeout_timer(executor),
+        fork_retry(executor),
         loop_thread(loop) {}
 
   static pool_limits limits_of(const pool_options& o, std::size_t processes) {
@@ -160,22 +166,25 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     return id;
   }
 
-  void cancel(std::uint64_t id) {
+  /// `hard`: a running task's worker is stopped (a cancelled await); otherwise a running task
+  /// is left to finish and only what has not started is dropped (a map whose result is already
+  /// decided, a stream no one reads any more).
+  void cancel(std::uint64_t id, bool hard = true) {
     std::unique_lock lock(mutex);
-    cancel_locked(id);
+    cancel_locked(id, hard);
     finish_locked(lock);
   }
 
-  void cancel_locked(std::uint64_t id) {
+  void cancel_locked(std::uint64_t id, bool hard) {
     tick();
     pool_scheduler::actions out;
     pool_scheduler::worker_id w = 0;
     if (scheduler.cancel(id, out, &w) == pool_scheduler::place::sent) {
       const auto found = workers.find(w);
-      if (found == workers.end() || !withdraw(*found->second, id))
-        scheduler.stop_running(w, id, failure::aborted, out);
-      else
+      if (found != workers.end() && withdraw(*found->second, id))
         scheduler.withdrawn(id, out);
+      else if (hard)
+        scheduler.stop_running(w, id, failure::aborted, out);
     }
     carry_out(out);
   }
@@ -274,6 +283,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const link_header header{task, link_kind::task, 0, reinterpret_cast<std::uintptr_t>(p.call.entry), p.call.callable};
     if (!w->second->outbox.write(header, p.args)) w->second->link.control().parent_wants_room.store(1);
     touched.insert(worker);
+    polling_since = std::chrono::steady_clock::now();
     if (options.task_timeout.count() > 0) arm_timeout(options.task_timeout);
   }
 
@@ -340,13 +350,14 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
   // ----- forking workers (on the loop's threads, or the constructor's) -----
 
+  // Forks the workers waiting for it. Those a failed fork's replacement adds wait for the next
+  // round, a moment later (finish_locked), so a fork that keeps failing is no busy loop.
   void fork_pending() {
-    while (!to_fork.empty()) {
-      const pool_scheduler::worker_id id = to_fork.front();
-      to_fork.erase(to_fork.begin());
+    std::vector<pool_scheduler::worker_id> now;
+    now.swap(to_fork);
+    for (const auto id : now) {
       const auto w = workers.find(id);
-      if (w == workers.end()) continue;
-      fork_worker(*w->second);
+      if (w != workers.end()) fork_worker(*w->second);
     }
   }
 
@@ -377,6 +388,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
       } catch (...) {
         // It could not start (fork failed, fd limit): it counts as a worker that died at once.
+        fork_failed = true;
         pool_scheduler::actions out;
         const pool_scheduler::worker_id id = w.id;
         workers.erase(id);
@@ -506,23 +518,34 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     while (!cancel_later.empty()) {
       const std::uint64_t id = cancel_later.back();
       cancel_later.pop_back();
-      cancel_locked(id);
+      cancel_locked(id, false);
     }
     wake_touched();
     if (!to_fork.empty() && !fork_posted) {
       fork_posted = true;
-      asio::post(workers_ex, [self = shared_from_this()] {
+      auto fork_now = [self = shared_from_this()] {
         std::unique_lock l(self->mutex);
         self->fork_posted = false;
+        self->fork_failed = false;
         self->fork_pending();
         self->finish_locked(l);
-      });
+      };
+      if (fork_failed) {
+        // The system refused a fork (process or memory limit): try again in a while.
+        fork_retry.expires_after(std::chrono::milliseconds(100));
+        fork_retry.async_wait([self = shared_from_this(), fork_now](error_code ec) {
+          if (!ec) asio::post(self->workers_ex, fork_now);
+        });
+      } else {
+        asio::post(workers_ex, std::move(fork_now));
+      }
     }
     if (scheduler.finished() && !finished) {
       finished = true;
       error_code ignored;
       watch.cancel(ignored);
       timeout_timer.cancel();
+      fork_retry.cancel();
       auto waiting = std::move(joiners);
       joiners.clear();
       for (auto& handler : waiting) post_completion(ex, std::move(handler), error_code());
@@ -536,23 +559,48 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   void arm(std::unique_lock<std::mutex>& lock) {
     tick();
     pool_scheduler::actions out;
+    bool found = false;
     for (;;) {
       for (auto& [id, w] : workers) {
         w->link.control().parent_armed.store(1, std::memory_order_relaxed);
       }
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (!drain(out)) break;
+      found = true;
       carry_out(out);
     }
     carry_out(out);
     finish_locked(lock);
     if (finished) return;
+    if (keep_polling(found)) {
+      asio::post(ex, [self = shared_from_this()] {
+        ::sched_yield();  // a worker on this CPU runs first (see pool_worker.cpp)
+        std::unique_lock l(self->mutex);
+        self->arm(l);
+      });
+      return;
+    }
     watch.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code ec) {
       if (ec) return;
       std::unique_lock l(self->mutex);
       take_wakeups(self->watch.native_handle());
       self->arm(l);
     });
+  }
+
+  // Whether the loop looks at the workers' answers again right away instead of sleeping until
+  // one wakes it: for a while after work was sent, while short tasks are out and a worker is
+  // idle (so a core is free for it). A sleeping loop costs ~20 µs to wake on a VM, most of a
+  // short task's round trip; this costs a little CPU of the loop's thread, and other handlers
+  // still run in between.
+  bool keep_polling(bool answered) {
+    const auto now = std::chrono::steady_clock::now();
+    if (answered) polling_since = now;
+    const auto counters = scheduler.counters();
+    const bool worth_it = counters.running != 0 && counters.running < workers.size() &&
+                          scheduler.mean_run_time() < std::chrono::microseconds(50) &&
+                          now - polling_since < std::chrono::microseconds(100);
+    return worth_it;
   }
 
   // ----- task timeouts -----
@@ -611,11 +659,14 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   std::set<pool_scheduler::worker_id> touched;
   std::vector<std::uint64_t> cancel_later;
   bool fork_posted = false;
+  bool fork_failed = false;
   bool finished = false;
   bool timeout_armed = false;
+  std::chrono::steady_clock::time_point polling_since{};
   std::uint64_t next_task = 1;
   asio::posix::stream_descriptor watch;  // the pool's eventfd, a fork exclusion
   asio::steady_timer timeout_timer;
+  asio::steady_timer fork_retry;
   std::list<asio::any_completion_handler<void(error_code)>> joiners;
   std::condition_variable finished_cv;
   std::thread::id loop_thread;  // a pool's own loop
@@ -697,7 +748,8 @@ struct batch_state : task_owner {
       if (e) {
         error = e;
         done = true;
-        // The rest is of no use: drop what is queued, stop what runs.
+        // The rest is of no use: what has not started is dropped, what runs finishes (as
+        // Python's map lets it).
         if (auto c = core.lock())
           for (const std::uint64_t id : ids) c->cancel_later.push_back(id);
       } else {
@@ -924,9 +976,9 @@ void pool_async_batch(const std::shared_ptr<pool_core>& core, const task_call& c
     complete_clearing_slot(core->ex, std::move(handler), state->error, std::move(state->results));
     return;
   }
+  // The slot is set before the waiter can be completed (under the state's lock): a completion
+  // clears it on the handler's executor.
   auto slot = asio::get_associated_cancellation_slot(handler);
-  state->waiter.emplace(std::move(handler));
-  lock.unlock();
   if (slot.is_connected())
     slot.emplace<std::function<void(asio::cancellation_type)>>([state](asio::cancellation_type) {
       std::vector<std::uint64_t> ids;
@@ -937,6 +989,7 @@ void pool_async_batch(const std::shared_ptr<pool_core>& core, const task_call& c
       if (auto c = state->core.lock())
         for (const std::uint64_t id : ids) c->cancel(id);
     });
+  state->waiter.emplace(std::move(handler));
 }
 
 std::exception_ptr pool_batch(const std::shared_ptr<pool_core>& core, const task_call& call,
@@ -1004,9 +1057,15 @@ void stream_async_next(const std::shared_ptr<stream_state>& state, const asio::a
     complete_clearing_slot(state->waiter_ex, std::move(handler), taken.error, std::move(taken.bytes), end);
     return;
   }
+  if (state->waiter) {
+    lock.unlock();
+    complete_clearing_slot(state->waiter_ex, std::move(handler),
+                           std::make_exception_ptr(boost::system::system_error(
+                               errc::invalid_argument, "herd: imap_stream::async_next: another read is waiting")),
+                           std::string(), false);
+    return;
+  }
   auto slot = asio::get_associated_cancellation_slot(handler);
-  state->waiter.emplace(std::move(handler));
-  lock.unlock();
   if (slot.is_connected())
     slot.emplace<std::function<void(asio::cancellation_type)>>([state](asio::cancellation_type) {
       std::optional<asio::any_completion_handler<void(std::exception_ptr, std::string, bool)>> h;
@@ -1021,6 +1080,7 @@ void stream_async_next(const std::shared_ptr<stream_state>& state, const asio::a
                                  asio::error::operation_aborted, "herd: imap_stream::async_next: the wait was cancelled")),
                              std::string(), false);
     });
+  state->waiter.emplace(std::move(handler));
 }
 
 bool stream_next(stream_state& state, std::optional<std::chrono::milliseconds> timeout, std::exception_ptr& error,
@@ -1046,7 +1106,7 @@ void stream_cancel(const std::shared_ptr<stream_state>& state) {
     ids.assign(state->in_flight.begin(), state->in_flight.end());
   }
   if (auto core = state->core.lock())
-    for (const std::uint64_t id : ids) core->cancel(id);
+    for (const std::uint64_t id : ids) core->cancel(id, false);
 }
 
 void pool_close(pool_core& core) {
@@ -1143,7 +1203,10 @@ pool::pool(const pool_options& options) : loop_(std::make_unique<detail::owned_l
 }
 
 pool::pool(pool&& other) noexcept
-    : loop_(std::move(other.loop_)), core_(std::move(other.core_)), executor_(other.executor_) {}
+    : loop_(std::move(other.loop_)), core_(std::move(other.core_)), executor_(other.executor_) {
+  // A moved-from pool keeps an executor that lives on: not the loop that moved away with this one.
+  if (loop_) other.executor_ = asio::system_executor();
+}
 
 pool& pool::operator=(pool&& other) noexcept {
   if (this != &other) {
@@ -1151,6 +1214,7 @@ pool& pool::operator=(pool&& other) noexcept {
     loop_ = std::move(other.loop_);
     core_ = std::move(other.core_);
     executor_ = other.executor_;
+    if (loop_) other.executor_ = asio::system_executor();
   }
   return *this;
 }

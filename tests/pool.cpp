@@ -38,6 +38,7 @@ namespace {
 
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
+int add_one(int x) { return x + 1; }
 int my_pid() { return ::getpid(); }
 std::string shout(std::string text) { return text + "!"; }
 
@@ -131,6 +132,27 @@ TEST_CASE("pool: async_map keeps input order for every chunk size and empty inpu
     const std::vector<int> sums = co_await pool.async_starmap(add, tuples);
     const std::vector<int> expected_sums{3, 7, 11};
     CHECK(sums == expected_sums);
+  });
+}
+
+std::string reversed(std::string text) { return std::string(text.rbegin(), text.rend()); }
+
+TEST_CASE("pool: messages far larger than a worker's link travel in parts both ways") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(2);
+    options.link_bytes = 4096;  // the smallest link: everything here travels in parts
+    herd::pool pool(ex, options);
+    std::string big(5 * 1024 * 1024 + 13, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4099) big[i] = static_cast<char>('a' + i % 26);
+    const std::string back = co_await pool.async_apply(reversed, big);
+    CHECK(back == std::string(big.rbegin(), big.rend()));
+    std::vector<int> input(1'000'000);
+    std::iota(input.begin(), input.end(), 0);
+    const std::vector<int> out = co_await pool.async_map(add_one, input);  // chunks of 125,000 ints
+    REQUIRE(out.size() == input.size());
+    CHECK(out.front() == 1);
+    CHECK(out.back() == 1'000'000);
   });
 }
 

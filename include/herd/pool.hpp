@@ -59,10 +59,10 @@ struct pool_options {
   std::size_t poison_after = 2;
   /// How workers are stopped: by terminate(), a task's timeout or cancellation, the destructor.
   stop_policy stop{false, SIGTERM, std::chrono::seconds(1)};
-  /// For messages and `ps`: workers are named "<name>-worker-<n>".
+  /// For messages: workers are named "<name>-worker-<n>" (this_process::name() in a worker).
   std::string name = "pool";
-  /// The bytes of each worker's inbox and outbox (shared memory; a power of two). Larger
-  /// messages travel in parts.
+  /// The bytes of each worker's inbox and outbox (shared memory; rounded up to a power of two,
+  /// 4 KiB to 1 GiB). Larger messages travel in parts.
   std::size_t link_bytes = 256 * 1024;
 };
 
@@ -311,7 +311,20 @@ class imap_stream {
     feed();
   }
   imap_stream(imap_stream&&) noexcept = default;
-  imap_stream& operator=(imap_stream&&) noexcept = default;
+  imap_stream& operator=(imap_stream&& other) noexcept {
+    if (this != &other) {
+      if (state_) detail::stream_cancel(state_);
+      state_ = std::move(other.state_);
+      executor_ = std::move(other.executor_);
+      input_ = std::move(other.input_);
+      next_ = std::move(other.next_);
+      input_done_ = other.input_done_;
+      chunksize_ = other.chunksize_;
+      buffered_ = std::move(other.buffered_);
+      front_ = other.front_;
+    }
+    return *this;
+  }
 
   ~imap_stream() {
     if (state_) detail::stream_cancel(state_);
@@ -484,7 +497,7 @@ class pool {
   }
 
   /// `f` over every item of `input`, results in input order (Python's `map`). The first failure
-  /// is thrown; the chunks still queued are dropped.
+  /// is thrown; the chunks not yet started are dropped, those running finish.
   /// @par Cancellation terminal, partial, total: as async_apply, for every chunk.
   template <typename F, typename Range>
   auto async_map(F&& f, const Range& input, map_options options = {}) {
@@ -519,8 +532,9 @@ class pool {
   }
 
   /// Results of `f` over `input` one by one, in input order, pulling the input lazily (Python's
-  /// `imap`): `while (auto r = co_await s->async_next()) …`. `input` is kept (moved or copied) by
-  /// the stream; an endless range works in bounded memory.
+  /// `imap`): `while (auto r = co_await s.async_next()) …`. An lvalue range is read where it is
+  /// (keep it alive while the stream reads it); a temporary is moved into the stream. An endless
+  /// range works in bounded memory. Destroying the stream drops the chunks not yet started.
   template <typename F, typename Range>
   auto imap(F&& f, Range&& input, imap_options options = {}) {
     return make_stream<std::decay_t<F>>(f, std::forward<Range>(input), options, true);

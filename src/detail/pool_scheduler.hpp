@@ -126,6 +126,10 @@ class pool_scheduler {
   std::vector<worker_stats> workers() const;
   /// How many tasks a worker is sent ahead of its results right now.
   std::size_t window() const noexcept;
+  /// The mean run time of tasks so far (zero before the first answer).
+  std::chrono::nanoseconds mean_run_time() const noexcept {
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(mean_run_ns_));
+  }
 
  private:
   struct task_record {
