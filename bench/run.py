@@ -40,6 +40,8 @@ f.update(run([os.path.join(bench, "bench_fork_stall")]))
 f.update(run([sys.executable, os.path.join(python_dir, "fork_stall.py")]))
 f.update(run([os.path.join(bench, "bench_sync")]))
 f.update(run([sys.executable, os.path.join(python_dir, "sync.py")]))
+f.update(run([os.path.join(bench, "bench_pool")]))
+f.update(run([sys.executable, os.path.join(python_dir, "pool.py")]))
 
 
 def ratio(a, b):
@@ -67,7 +69,26 @@ rows = [
     ("2x100k locked increments: herd lock / Python Value+Lock", ratio("herd_lock_2x100k", "python_value_lock_2x100k"), ">= 3"),
     ("2x100k increments: herd fetch_add / Python Value+Lock", ratio("herd_atomic_2x100k", "python_value_lock_2x100k"), ">= 20"),
     ("uncontended acquire+release: herd / Python", ratio("herd_lock_uncontended", "python_lock_uncontended"), "> 1"),
+    ("pool round trip: Python Pool.apply_async / herd async_apply", ratio("python_pool_apply_roundtrip", "herd_pool_apply_roundtrip"), ">= 8"),
+    ("pool round trip: ProcessPoolExecutor / herd", ratio("python_ppe_submit_roundtrip", "herd_pool_apply_roundtrip"), "> 1"),
+    ("pool map 1M ints, default chunks: herd / Python Pool.map", ratio("herd_pool_map_default", "python_pool_map_default"), ">= 5"),
+    ("pool map, chunksize 1: herd / Python Pool.map", ratio("herd_pool_map_chunksize1", "python_pool_map_chunksize1"), ">= 10"),
+    ("imap_unordered of 50 us tasks: herd / ideal (cores x serial)", f["herd_pool_imap_unordered_50us"][0] / (f["herd_cpus"][0] * f["herd_burn50_serial"][0]), ">= 0.9"),
+    ("imap_unordered of 50 us tasks: Python / ideal", f["python_pool_imap_unordered_50us"][0] / (f["python_cpus"][0] * f["python_burn50_serial"][0]), "(for contrast)"),
+    ("CPU-bound split, speed-up over serial: herd", f["herd_cpu_speedup"][0], ">= 1.9"),
+    ("CPU-bound split, speed-up over serial: Python", f["python_cpu_speedup"][0], "(1.7-1.8 expected)"),
 ]
+# Recovery from a worker's SIGKILL: absolute figures (ms), side by side.
+for name, metric, target in [
+    ("killed task fails after: herd", "herd_pool_kill_failure_ms", "<= 5 ms"),
+    ("killed task fails after: Pebble", "python_pebble_kill_failure_ms", ""),
+    ("killed task fails after: ProcessPoolExecutor", "python_ppe_kill_failure_ms", "(then broken)"),
+    ("next task returns after: herd", "herd_pool_kill_next_ms", "<= 20 ms"),
+    ("next task returns after: Pebble", "python_pebble_kill_next_ms", ""),
+    ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
+]:
+    if metric in f:
+        rows.append((name + " (ms)", f[metric][0], target))
 print("\nsummary")
 for name, value, target in rows:
     print(f"    {name:<50} {value:6.2f}x   (target {target})")
