@@ -27,6 +27,7 @@
 #include <future>
 #include <list>
 #include <map>
+#include <stdexcept>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -74,6 +75,7 @@ struct worker_record {
   message_reader inbox;
   std::shared_ptr<function_process> process;
   std::vector<std::uint64_t> withdrawing;  // tasks whose withdrawal slot this side wrote
+  bool linked = false;                     // its link exists (making it can fail)
 
   worker_record() = default;
   worker_record(const worker_record&) = delete;
@@ -228,7 +230,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
           stop_worker(a.worker, out);
           break;
         case pool_scheduler::action::retire_worker:
-          if (const auto w = workers.find(a.worker); w != workers.end()) {
+          if (const auto w = workers.find(a.worker); w != workers.end() && w->second->linked) {
             w->second->outbox.write(link_header{0, link_kind::quit, 0, 0, 0}, {});
             touched.insert(a.worker);
           }
@@ -246,19 +248,25 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     w->id = id;
     w->quota = quota;
     w->name = options.name + "-worker-" + std::to_string(id);
-    {
-      fork_guard guard;
-      w->link = link_memory::create(ring_capacity());
-      w->memory.reset(dup_fd(w->link.memory()));
-      w->link.close_memory();
-      exclude_from_forks(w->memory.get());
-      w->wake = make_wakeup();
-      exclude_from_forks(w->wake.get());
+    try {
+      {
+        fork_guard guard;
+        w->link = link_memory::create(ring_capacity());
+        w->memory.reset(dup_fd(w->link.memory()));
+        w->link.close_memory();
+        exclude_from_forks(w->memory.get());
+        w->wake = make_wakeup();
+        exclude_from_forks(w->wake.get());
+      }
+      w->link.keep_from_forks();
+      w->link.control().parent_armed.store(1);  // the loop waits for answers from its first on
+      w->outbox = message_writer(&w->link.to_worker());
+      w->inbox = message_reader(&w->link.to_parent());
+      w->linked = true;
+    } catch (const std::exception&) {
+      // No descriptor or memory for its link (the fd limit, say): its fork fails in turn, which
+      // counts as a death and is tried again a moment later. What it was sent meanwhile waits.
     }
-    w->link.keep_from_forks();
-    w->link.control().parent_armed.store(1);  // the loop waits for answers from its first on
-    w->outbox = message_writer(&w->link.to_worker());
-    w->inbox = message_reader(&w->link.to_parent());
     to_fork.push_back(id);
     workers.emplace(id, std::move(w));
   }
@@ -279,6 +287,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const auto w = workers.find(worker);
     const auto t = tasks.find(task);
     if (w == workers.end() || t == tasks.end()) return;
+    if (!w->second->linked) return;  // it will not start: what it holds runs elsewhere then
     const pending_task& p = t->second;
     const link_header header{task, link_kind::task, 0, reinterpret_cast<std::uintptr_t>(p.call.entry), p.call.callable};
     if (!w->second->outbox.write(header, p.args)) w->second->link.control().parent_wants_room.store(1);
@@ -366,7 +375,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     worker_options.name = w.name;
     worker_options.stop = options.stop;
     std::shared_ptr<function_process> process;
-    {
+    try {
+      if (!w.linked) throw std::runtime_error("no link");
       // The worker's copies of its descriptors are made, handed over and closed under the fork
       // lock: no other fork keeps one (the parent's own stay fork exclusions).
       fork_guard guard;
@@ -384,20 +394,18 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         run_pool_worker(start, initializer);
         sink.send_value({});
       };
-      try {
-        process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
-      } catch (...) {
-        // It could not start (fork failed, fd limit): it counts as a worker that died at once.
-        fork_failed = true;
-        pool_scheduler::actions out;
-        const pool_scheduler::worker_id id = w.id;
-        workers.erase(id);
-        ending_pid = 0;
-        ending_status.reset();
-        scheduler.worker_ended(id, pool_scheduler::ending::died, {}, out);
-        carry_out(out);
-        return;
-      }
+      process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
+    } catch (const std::exception&) {
+      // It could not start (fork failed, fd limit): it counts as a worker that died at once.
+      fork_failed = true;
+      pool_scheduler::actions out;
+      const pool_scheduler::worker_id id = w.id;
+      workers.erase(id);
+      ending_pid = 0;
+      ending_status.reset();
+      scheduler.worker_ended(id, pool_scheduler::ending::died, {}, out);
+      carry_out(out);
+      return;
     }
     close_excluded(w.memory.release());
     w.process = process;

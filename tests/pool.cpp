@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -338,6 +339,28 @@ TEST_CASE("pool: a worker killed from outside fails its running task and the nex
       CHECK(e.pid() == victim);
       CHECK(e.status()->signal() == SIGKILL);
     }
+    CHECK(co_await pool.async_apply(my_pid) != victim);
+  });
+}
+
+TEST_CASE("pool: at the descriptor limit a dead worker's replacement waits and the pool serves again after") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    const int victim = co_await pool.async_apply(my_pid);
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rlimit none = saved;
+    none.rlim_cur = 3;  // no new descriptor at all: no memfd, eventfd or pidfd for a new worker
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &none) == 0);
+    ::kill(victim, SIGKILL);
+    auto task = pool.submit(square, 12);
+    asio::steady_timer t(ex, 300ms);  // replacements fail and are retried meanwhile
+    co_await t.async_wait(asio::deferred);
+    CHECK_FALSE(task.ready());
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(co_await task.async_get() == 144);
+    CHECK(pool.stats().worker_restarts >= 2);
     CHECK(co_await pool.async_apply(my_pid) != victim);
   });
 }
