@@ -1117,21 +1117,22 @@ void stream_cancel(const std::shared_ptr<stream_state>& state) {
     for (const std::uint64_t id : ids) core->cancel(id, false);
 }
 
-void pool_close(pool_core& core) {
+namespace {
+
+// close() or terminate(): the scheduler decides, the core carries it out.
+void pool_stop(pool_core& core, void (pool_scheduler::*stop)(pool_scheduler::actions&)) {
   std::unique_lock lock(core.mutex);
   pool_scheduler::actions out;
-  core.scheduler.close(out);
+  (core.scheduler.*stop)(out);
   core.carry_out(out);
   core.finish_locked(lock);
 }
 
-void pool_terminate(pool_core& core) {
-  std::unique_lock lock(core.mutex);
-  pool_scheduler::actions out;
-  core.scheduler.terminate(out);
-  core.carry_out(out);
-  core.finish_locked(lock);
-}
+}  // namespace
+
+void pool_close(pool_core& core) { pool_stop(core, &pool_scheduler::close); }
+
+void pool_terminate(pool_core& core) { pool_stop(core, &pool_scheduler::terminate); }
 
 void pool_async_join(const std::shared_ptr<pool_core>& core, const asio::any_io_executor& ex,
                      asio::any_completion_handler<void(error_code)> handler) {

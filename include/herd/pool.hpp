@@ -464,15 +464,9 @@ class pool {
   template <typename F, typename... Args>
   auto async_apply(F&& f, Args&&... args)
       -> asio::awaitable<detail::pool_result_t<std::decay_t<F>, detail::travel_t<Args>...>> {
-    using fn = std::decay_t<F>;
-    using result = detail::pool_result_t<fn, detail::travel_t<Args>...>;
-    static_assert(detail::check_task<fn, detail::travel_t<Args>...>());
-    auto core = checked();
-    std::string encoded;
-    detail::encode_arguments(encoded, args...);
-    const detail::task_call call =
-        detail::call_of<fn>(f, detail::task_entry_for<fn, detail::travel_t<Args>...>());
-    return await_apply<result>(core, call, std::move(encoded));
+    task_request r = request_task(f, args...);
+    return await_apply<detail::pool_result_t<std::decay_t<F>, detail::travel_t<Args>...>>(std::move(r.core), r.call,
+                                                                                         std::move(r.args));
   }
 
   /// Blocking apply (Python's `apply`): not on the thread of the pool's event loop.
@@ -485,15 +479,9 @@ class pool {
   /// ProcessPoolExecutor's `submit`).
   template <typename F, typename... Args>
   auto submit(F&& f, Args&&... args) {
-    using fn = std::decay_t<F>;
-    using result = detail::pool_result_t<fn, detail::travel_t<Args>...>;
-    static_assert(detail::check_task<fn, detail::travel_t<Args>...>());
-    auto core = checked();
-    std::string encoded;
-    detail::encode_arguments(encoded, args...);
-    const detail::task_call call =
-        detail::call_of<fn>(f, detail::task_entry_for<fn, detail::travel_t<Args>...>());
-    return pool_task<result>(detail::pool_submit(core, call, std::move(encoded)), executor_);
+    task_request r = request_task(f, args...);
+    return pool_task<detail::pool_result_t<std::decay_t<F>, detail::travel_t<Args>...>>(
+        detail::pool_submit(r.core, r.call, std::move(r.args)), executor_);
   }
 
   /// `f` over every item of `input`, results in input order (Python's `map`). The first failure
@@ -501,22 +489,12 @@ class pool {
   /// @par Cancellation terminal, partial, total: as async_apply, for every chunk.
   template <typename F, typename Range>
   auto async_map(F&& f, const Range& input, map_options options = {}) {
-    using fn = std::decay_t<F>;
-    using item = detail::travel_t<decltype(*std::begin(input))>;
-    static_assert(detail::check_task<fn, item>());
-    return map_chunks<fn, item>(f, input, options.chunksize, [](encoder& e, const auto& x) {
-      e.value(static_cast<const item&>(item(x)));
-    });
+    return map_chunks<std::decay_t<F>, item_of<Range>>(f, input, options.chunksize, encode_item<item_of<Range>>);
   }
   /// Blocking map.
   template <typename F, typename Range>
   auto map(F&& f, const Range& input, map_options options = {}) {
-    using fn = std::decay_t<F>;
-    using item = detail::travel_t<decltype(*std::begin(input))>;
-    static_assert(detail::check_task<fn, item>());
-    return map_blocking<fn, item>(f, input, options.chunksize, [](encoder& e, const auto& x) {
-      e.value(static_cast<const item&>(item(x)));
-    });
+    return map_blocking<std::decay_t<F>, item_of<Range>>(f, input, options.chunksize, encode_item<item_of<Range>>);
   }
 
   /// `f(a, b, …)` for every tuple `(a, b, …)` of `input` (Python's `starmap`).
@@ -564,23 +542,27 @@ class pool {
   pool_stats stats() const;
 
  private:
+  // One item of a map's input, as it travels.
+  template <typename Range>
+  using item_of = detail::travel_t<decltype(*std::begin(std::declval<const Range&>()))>;
+  template <typename Item>
+  static constexpr auto encode_item = [](encoder& e, const auto& x) { e.value(static_cast<const Item&>(Item(x))); };
+
   template <typename Tuple>
   struct star;
   template <typename... T>
   struct star<std::tuple<T...>> {
+    // A tuple of a starmap's input: its elements one after the other, as arguments travel.
+    static constexpr auto encode_tuple = [](encoder& e, const auto& t) {
+      std::apply([&](const auto&... x) { (encode_item<detail::travel_t<T>>(e, x), ...); }, t);
+    };
     template <typename F, typename Range>
     static auto async_map(pool& self, const F& f, const Range& input, std::size_t chunksize) {
-      static_assert(detail::check_task<F, detail::travel_t<T>...>());
-      return self.map_chunks<F, detail::travel_t<T>...>(f, input, chunksize, [](encoder& e, const auto& t) {
-        std::apply([&](const auto&... x) { (e.value(static_cast<const detail::travel_t<T>&>(detail::travel_t<T>(x))), ...); }, t);
-      });
+      return self.map_chunks<F, detail::travel_t<T>...>(f, input, chunksize, encode_tuple);
     }
     template <typename F, typename Range>
     static auto map(pool& self, const F& f, const Range& input, std::size_t chunksize) {
-      static_assert(detail::check_task<F, detail::travel_t<T>...>());
-      return self.map_blocking<F, detail::travel_t<T>...>(f, input, chunksize, [](encoder& e, const auto& t) {
-        std::apply([&](const auto&... x) { (e.value(static_cast<const detail::travel_t<T>&>(detail::travel_t<T>(x))), ...); }, t);
-      });
+      return self.map_blocking<F, detail::travel_t<T>...>(f, input, chunksize, encode_tuple);
     }
   };
 
@@ -636,14 +618,39 @@ class pool {
     return all;
   }
 
+  // What one task sends: the pool, the trampoline for f(args...), the encoded arguments.
+  struct task_request {
+    std::shared_ptr<detail::pool_core> core;
+    detail::task_call call;
+    std::string args;
+  };
+  template <typename F, typename... Args>
+  task_request request_task(const F& f, const Args&... args) const {
+    using fn = std::decay_t<F>;
+    static_assert(detail::check_task<fn, detail::travel_t<Args>...>());
+    task_request r{checked(), detail::call_of<fn>(f, detail::task_entry_for<fn, detail::travel_t<Args>...>()), {}};
+    detail::encode_arguments(r.args, args...);
+    return r;
+  }
+
+  // What a map sends: the pool, the chunk trampoline, the encoded chunks.
+  struct map_request {
+    std::shared_ptr<detail::pool_core> core;
+    detail::task_call call;
+    std::vector<std::string> chunks;
+  };
   template <typename F, typename... Item, typename Range, typename Encode>
-  auto map_chunks(const F& f, const Range& input, std::size_t chunksize, Encode encode)
-      -> asio::awaitable<std::vector<detail::pool_result_t<F, Item...>>> {
-    using result = detail::pool_result_t<F, Item...>;
-    static_assert(!std::is_void_v<result>, "herd::pool::map: the function returns nothing; use submit() for each");
-    auto core = checked();
-    const detail::task_call call = detail::call_of<F>(f, &detail::invoke_chunk<F, Item...>);
-    return await_map<result>(core, call, chunks_of(input, chunksize, encode));
+  map_request request_map(const F& f, const Range& input, std::size_t chunksize, Encode encode) const {
+    static_assert(detail::check_task<F, Item...>());
+    static_assert(!std::is_void_v<detail::pool_result_t<F, Item...>>,
+                  "herd::pool::map: the function returns nothing; use submit() for each");
+    return {checked(), detail::call_of<F>(f, &detail::invoke_chunk<F, Item...>), chunks_of(input, chunksize, encode)};
+  }
+
+  template <typename F, typename... Item, typename Range, typename Encode>
+  auto map_chunks(const F& f, const Range& input, std::size_t chunksize, Encode encode) {
+    map_request r = request_map<F, Item...>(f, input, chunksize, encode);
+    return await_map<detail::pool_result_t<F, Item...>>(std::move(r.core), r.call, std::move(r.chunks));
   }
 
   template <typename Result>
@@ -661,15 +668,12 @@ class pool {
 
   template <typename F, typename... Item, typename Range, typename Encode>
   auto map_blocking(const F& f, const Range& input, std::size_t chunksize, Encode encode) {
-    using result = detail::pool_result_t<F, Item...>;
-    static_assert(!std::is_void_v<result>, "herd::pool::map: the function returns nothing; use submit() for each");
-    auto core = checked();
-    detail::check_blocking_allowed(*core, "map");
-    const detail::task_call call = detail::call_of<F>(f, &detail::invoke_chunk<F, Item...>);
+    detail::check_blocking_allowed(*checked(), "map");
+    map_request r = request_map<F, Item...>(f, input, chunksize, encode);
     std::vector<std::string> parts;
-    if (std::exception_ptr error = detail::pool_batch(core, call, chunks_of(input, chunksize, encode), parts))
+    if (std::exception_ptr error = detail::pool_batch(r.core, r.call, std::move(r.chunks), parts))
       std::rethrow_exception(error);
-    return unpack_all<result>(parts);
+    return unpack_all<detail::pool_result_t<F, Item...>>(parts);
   }
 
   template <typename F, typename Range>
