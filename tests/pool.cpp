@@ -343,6 +343,10 @@ TEST_CASE("pool: a worker killed from outside fails its running task and the nex
   });
 }
 
+// Not under AddressSanitizer+UBSan: its runtime needs descriptors of its own to check an object's
+// type when an exception is made (a pipe to probe memory), and reports a false "invalid vptr" at
+// this limit. The debug, release and TSan builds run it.
+#if !defined(__SANITIZE_ADDRESS__)
 TEST_CASE("pool: at the descriptor limit a dead worker's replacement waits and the pool serves again after") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
@@ -364,6 +368,7 @@ TEST_CASE("pool: at the descriptor limit a dead worker's replacement waits and t
     CHECK(co_await pool.async_apply(my_pid) != victim);
   });
 }
+#endif
 
 TEST_CASE("pool: retries run a task lost to a death again and a poison task is quarantined") {
   leak_check leaks;
