@@ -556,7 +556,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       fork_retry.cancel();
       auto waiting = std::move(joiners);
       joiners.clear();
-      for (auto& handler : waiting) post_completion(ex, std::move(handler), error_code());
+      for (auto& handler : waiting) complete_clearing_slot(ex, std::move(handler), error_code());
       finished_cv.notify_all();
     }
     (void)lock;
@@ -1151,7 +1151,23 @@ void pool_async_join(const std::shared_ptr<pool_core>& core, const asio::any_io_
     post_completion(core->ex, std::move(handler), error_code());
     return;
   }
+  // Cancelling stops this wait only; the slot is set under the lock, before a completion can clear it.
+  auto slot = asio::get_associated_cancellation_slot(handler);
   core->joiners.push_back(std::move(handler));
+  if (slot.is_connected()) {
+    const auto node = std::prev(core->joiners.end());
+    slot.emplace<std::function<void(asio::cancellation_type)>>(
+        [weak = std::weak_ptr<pool_core>(core), node](asio::cancellation_type) {
+          const auto c = weak.lock();
+          if (!c) return;
+          std::unique_lock l(c->mutex);
+          if (c->finished) return;  // its completion is on its way
+          asio::any_completion_handler<void(error_code)> h(std::move(*node));
+          c->joiners.erase(node);
+          l.unlock();
+          complete_clearing_slot(c->ex, std::move(h), error_code(asio::error::operation_aborted));
+        });
+  }
 }
 
 void pool_join(pool_core& core) {

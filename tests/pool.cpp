@@ -505,6 +505,24 @@ TEST_CASE("pool: terminate with tasks in flight fails them and leaves nothing ru
   });
 }
 
+TEST_CASE("pool: a cancelled async_join only stops waiting and a later join completes") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    auto task = pool.submit(sleep_then_pid, 300);
+    auto [early] = co_await pool.async_join(asio::as_tuple(asio::deferred));
+    CHECK(early == herd::errc::invalid_argument);  // before close(), as Python raises
+    pool.close();
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer(ex, 50ms);
+    const auto winner = co_await (pool.async_join(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+    CHECK(winner.index() == 1);
+    co_await pool.async_join();
+    CHECK(task.ready());
+    CHECK(co_await task.async_get() > 0);
+  });
+}
+
 TEST_CASE("pool: the destructor with tasks in flight stops every worker") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {

@@ -528,8 +528,11 @@ class pool {
   /// Stops every worker now (stop policy): queued tasks fail `closed`, running ones
   /// `operation_aborted` (Python's `terminate`).
   void terminate();
-  /// Waits until the pool is closed (or terminated) and every worker has ended (Python's `join`).
+  /// Waits until the pool is closed (or terminated) and every worker has ended (Python's `join`);
+  /// `errc::invalid_argument` before close() or terminate(), as Python raises.
   /// @par Completion signature `void(error_code)`.
+  /// @par Cancellation terminal, partial, total: stops waiting (`operation_aborted`); the pool
+  ///   goes on closing, and a later join still works.
   template <asio::completion_token_for<void(error_code)> Token = default_token>
   auto async_join(Token&& token = {}) {
     return asio::async_initiate<Token, void(error_code)>(
