@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,6 +49,34 @@ int sleep_then_pid(int ms) {
   sleep_ms(ms);
   return ::getpid();
 }
+// The pid of a worker that has begun an announced task, in memory every worker shares (mapped
+// before the pools fork): a test that kills or cancels a running task waits for it, as a fixed
+// sleep would not be enough on a loaded machine.
+std::atomic<int>& started() {
+  static std::atomic<int>* word = [] {
+    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(page != MAP_FAILED);
+    return new (page) std::atomic<int>(0);
+  }();
+  return *word;
+}
+int sleep_announced(int ms) {
+  started() = ::getpid();
+  return sleep_then_pid(ms);
+}
+[[noreturn]] int spin_announced(int) {
+  started() = ::getpid();
+  for (;;) std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+asio::awaitable<int> until_started(asio::any_io_executor ex) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (started() == 0 && std::chrono::steady_clock::now() < deadline) {
+    asio::steady_timer t(ex, 1ms);
+    co_await t.async_wait(asio::deferred);
+  }
+  co_return started().load();
+}
+
 [[noreturn]] int spin_forever(int) {
   for (;;) std::atomic_signal_fence(std::memory_order_seq_cst);
 }
@@ -320,16 +349,11 @@ TEST_CASE("pool: a worker SIGKILLed under load fails only the task it ran and th
 TEST_CASE("pool: a worker killed from outside fails its running task and the next one succeeds") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
+    started() = 0;
     herd::pool pool(ex, small(1));
-    auto slow = pool.submit(sleep_then_pid, 5000);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (pool.stats().running == 0 && std::chrono::steady_clock::now() < deadline) {
-      asio::steady_timer t(ex, 1ms);
-      co_await t.async_wait(asio::deferred);
-    }
-    asio::steady_timer settle(ex, 20ms);
-    co_await settle.async_wait(asio::deferred);
-    const int victim = pool.stats().workers.at(0).pid;
+    auto slow = pool.submit(sleep_announced, 5000);
+    const int victim = co_await until_started(ex);
+    REQUIRE(victim == pool.stats().workers.at(0).pid);
     ::kill(victim, SIGKILL);
     try {
       co_await slow.async_get();
@@ -415,12 +439,12 @@ TEST_CASE("pool: task_timeout stops a task that spins forever and replaces its w
 TEST_CASE("pool: cancelling a queued task removes it and cancelling a running one replaces its worker") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
+    started() = 0;
     herd::pool pool(ex, small(1));
     const int before = co_await pool.async_apply(my_pid);
-    auto running = pool.submit(spin_forever, 0);
+    auto running = pool.submit(spin_announced, 0);
     auto queued = pool.submit(square, 4);
-    asio::steady_timer started(ex, 100ms);  // the worker has begun spinning
-    co_await started.async_wait(asio::deferred);
+    REQUIRE(co_await until_started(ex) == before);  // the worker has begun spinning
     CHECK(queued.cancel());
     CHECK_THROWS_AS(co_await queued.async_get(), herd::task_error);
     CHECK(running.cancel());
@@ -436,8 +460,12 @@ TEST_CASE("pool: cancelling a queued task removes it and cancelling a running on
     asio::steady_timer timer(ex, 100ms);
     const auto winner = co_await (pool.async_apply(spin_forever, 1) || timer.async_wait(asio::use_awaitable));
     CHECK(winner.index() == 1);
-    asio::steady_timer settle(ex, 50ms);
-    co_await settle.async_wait(asio::deferred);
+    // Its worker stopped (or the task withdrawn, if it had not begun): the pool holds nothing.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (pool.stats().running + pool.stats().queued != 0 && std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer settle(ex, 5ms);
+      co_await settle.async_wait(asio::deferred);
+    }
     const herd::pool_stats stats = pool.stats();
     CHECK(stats.running + stats.queued == 0);
   });
