@@ -123,7 +123,7 @@ std::string plan_stream(int target, const stdio& s, stdio_plan& plan) {
         return {};
       }
       // Another stdio number: copy it out of the way of the dup2 sequence.
-      const int fd = ::fcntl(s.descriptor(), F_DUPFD_CLOEXEC, 3);
+      const int fd = copy_above_stdio(s.descriptor());
       if (fd < 0) return std::string("cannot duplicate a descriptor: ") + std::strerror(errno);
       own(fd);
       return {};

@@ -1,5 +1,6 @@
 // herd::pool's core: the parent's side of the workers (their links, processes and ends), the
 // tasks and who awaits them, carried out under one lock as pool_scheduler decides.
+#include "detail/descriptors.hpp"
 #include "detail/fork_child.hpp"
 #include "detail/fork_lock.hpp"
 #include "detail/function_process.hpp"
@@ -27,7 +28,6 @@
 #include <future>
 #include <list>
 #include <map>
-#include <stdexcept>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -75,7 +75,7 @@ struct worker_record {
   message_reader inbox;
   std::shared_ptr<function_process> process;
   std::vector<std::uint64_t> withdrawing;  // tasks whose withdrawal slot this side wrote
-  bool linked = false;                     // its link exists (making it can fail)
+  bool touched = false;                    // written to or read from: it may need waking
 
   worker_record() = default;
   worker_record(const worker_record&) = delete;
@@ -137,7 +137,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
   // Called once, right after construction (shared_from_this works from here on).
   void start() {
-    unique_fd wake = make_wakeup();
+    unique_fd wake = make_eventfd(0, 0);
     {
       fork_guard guard;
       exclude_from_forks(wake.get());
@@ -230,9 +230,9 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
           stop_worker(a.worker, out);
           break;
         case pool_scheduler::action::retire_worker:
-          if (const auto w = workers.find(a.worker); w != workers.end() && w->second->linked) {
+          if (const auto w = workers.find(a.worker); w != workers.end()) {
             w->second->outbox.write(link_header{0, link_kind::quit, 0, 0, 0}, {});
-            touched.insert(a.worker);
+            w->second->touched = true;
           }
           break;
         case pool_scheduler::action::fail:
@@ -248,27 +248,26 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     w->id = id;
     w->quota = quota;
     w->name = options.name + "-worker-" + std::to_string(id);
+    to_fork.push_back(id);
     try {
       {
         fork_guard guard;
         w->link = link_memory::create(ring_capacity());
-        w->memory.reset(dup_fd(w->link.memory()));
-        w->link.close_memory();
+        w->memory.reset(w->link.release_memory());
         exclude_from_forks(w->memory.get());
-        w->wake = make_wakeup();
+        w->wake = make_eventfd(0, 0);
         exclude_from_forks(w->wake.get());
       }
       w->link.keep_from_forks();
       w->link.control().parent_armed.store(1);  // the loop waits for answers from its first on
       w->outbox = message_writer(&w->link.to_worker());
       w->inbox = message_reader(&w->link.to_parent());
-      w->linked = true;
+      workers.emplace(id, std::move(w));
     } catch (const std::exception&) {
-      // No descriptor or memory for its link (the fd limit, say): its fork fails in turn, which
-      // counts as a death and is tried again a moment later. What it was sent meanwhile waits.
+      // No descriptor or memory for its link (the fd limit, say): fork_pending finds no record
+      // and counts a start that failed, tried again a moment later. Tasks sent to it meanwhile
+      // go nowhere and run elsewhere then.
     }
-    to_fork.push_back(id);
-    workers.emplace(id, std::move(w));
   }
 
   std::size_t ring_capacity() const {
@@ -278,7 +277,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   }
 
   static int dup_fd(int fd) {
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    const int copy = copy_above_stdio(fd);
     if (copy < 0) throw_error(error_code(errno, boost::system::system_category()), "pool: dup");
     return copy;
   }
@@ -287,11 +286,10 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const auto w = workers.find(worker);
     const auto t = tasks.find(task);
     if (w == workers.end() || t == tasks.end()) return;
-    if (!w->second->linked) return;  // it will not start: what it holds runs elsewhere then
     const pending_task& p = t->second;
     const link_header header{task, link_kind::task, 0, reinterpret_cast<std::uintptr_t>(p.call.entry), p.call.callable};
     if (!w->second->outbox.write(header, p.args)) w->second->link.control().parent_wants_room.store(1);
-    touched.insert(worker);
+    w->second->touched = true;
     polling_since = std::chrono::steady_clock::now();
     if (options.task_timeout.count() > 0) arm_timeout(options.task_timeout);
   }
@@ -305,8 +303,14 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
     // Never started: it ends here.
     to_fork.erase(std::remove(to_fork.begin(), to_fork.end(), worker), to_fork.end());
-    workers.erase(w);
-    scheduler.worker_ended(worker, pool_scheduler::ending::exited, {}, out);
+    forget_unstarted(worker, pool_scheduler::ending::exited, out);
+  }
+
+  // A worker that never ran: stopped before its fork, or its start failed (a death, retried later).
+  void forget_unstarted(pool_scheduler::worker_id id, pool_scheduler::ending how, pool_scheduler::actions& out) {
+    if (how != pool_scheduler::ending::exited) fork_failed = true;
+    workers.erase(id);
+    scheduler.worker_ended(id, how, {}, out);
   }
 
   void fail(std::uint64_t task, failure why) {
@@ -366,7 +370,13 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     now.swap(to_fork);
     for (const auto id : now) {
       const auto w = workers.find(id);
-      if (w != workers.end()) fork_worker(*w->second);
+      if (w != workers.end()) {
+        fork_worker(*w->second);
+      } else {
+        pool_scheduler::actions out;
+        forget_unstarted(id, pool_scheduler::ending::died, out);  // its link could not be made
+        carry_out(out);
+      }
     }
   }
 
@@ -376,7 +386,6 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     worker_options.stop = options.stop;
     std::shared_ptr<function_process> process;
     try {
-      if (!w.linked) throw std::runtime_error("no link");
       // The worker's copies of its descriptors are made, handed over and closed under the fork
       // lock: no other fork keeps one (the parent's own stay fork exclusions).
       fork_guard guard;
@@ -397,13 +406,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
     } catch (const std::exception&) {
       // It could not start (fork failed, fd limit): it counts as a worker that died at once.
-      fork_failed = true;
       pool_scheduler::actions out;
-      const pool_scheduler::worker_id id = w.id;
-      workers.erase(id);
-      ending_pid = 0;
-      ending_status.reset();
-      scheduler.worker_ended(id, pool_scheduler::ending::died, {}, out);
+      forget_unstarted(w.id, pool_scheduler::ending::died, out);
       carry_out(out);
       return;
     }
@@ -432,14 +436,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       answered(w, header, payload, out);
       w.inbox.release();
     }
-    if (!w.outbox.idle()) {
-      if (w.outbox.pump())
-        w.link.control().parent_wants_room.store(0);
-      else
-        w.link.control().parent_wants_room.store(1);
-      touched.insert(w.id);
-    }
-    touched.insert(w.id);  // it may wait for room to answer
+    if (!w.outbox.idle()) w.link.control().parent_wants_room.store(w.outbox.pump() ? 0 : 1);
+    w.touched = true;  // it may wait for room to answer, or for what was pumped
     return any;
   }
 
@@ -509,15 +507,12 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
   // Wakes the workers that may be asleep waiting for what was just written or read.
   void wake_touched() {
-    if (touched.empty()) return;
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    for (const auto id : touched) {
-      const auto w = workers.find(id);
-      if (w == workers.end()) continue;
-      auto& sleeping = w->second->link.control().worker_sleeping;
-      if (sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0) != 0) wake(w->second->wake.get());
+    for (auto& [id, w] : workers) {
+      if (!std::exchange(w->touched, false)) continue;
+      auto& sleeping = w->link.control().worker_sleeping;
+      if (sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0) != 0) eventfd_add(w->wake.get(), 1);
     }
-    touched.clear();
   }
 
   // The end of every locked section: cancellations owners asked for, workers to fork (on the
@@ -591,7 +586,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     watch.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code ec) {
       if (ec) return;
       std::unique_lock l(self->mutex);
-      take_wakeups(self->watch.native_handle());
+      eventfd_drain(self->watch.native_handle());
       self->arm(l);
     });
   }
@@ -664,7 +659,6 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   std::unordered_map<std::uint64_t, pending_task> tasks;
   std::map<pool_scheduler::worker_id, std::unique_ptr<worker_record>> workers;
   std::vector<pool_scheduler::worker_id> to_fork;
-  std::set<pool_scheduler::worker_id> touched;
   std::vector<std::uint64_t> cancel_later;
   bool fork_posted = false;
   bool fork_failed = false;
@@ -786,8 +780,7 @@ struct stream_state : task_owner {
   std::size_t window = 1;
   std::mutex mutex;
   std::condition_variable cv;
-  std::set<std::uint64_t> in_flight;     // task ids
-  std::map<std::size_t, std::uint64_t> ids;  // chunk index -> task id
+  std::map<std::size_t, std::uint64_t> ids;  // chunk index -> task id, while in flight
   std::map<std::size_t, entry> arrived;  // ordered: by chunk index
   std::deque<entry> arrival;             // unordered
   std::size_t fed = 0;
@@ -804,12 +797,7 @@ struct stream_state : task_owner {
     bool end = false;
     {
       std::lock_guard lock(mutex);
-      if (const auto at = ids.find(index); at != ids.end()) {
-        in_flight.erase(at->second);
-        ids.erase(at);
-      } else {
-        early.insert(index);  // answered before stream_feed recorded its id
-      }
+      if (ids.erase(index) == 0) early.insert(index);  // answered before stream_feed recorded its id
       if (cancelled) return;
       if (ordered)
         arrived.emplace(index, entry{e, std::string(b)});
@@ -851,7 +839,6 @@ struct stream_state : task_owner {
 
 // ----- the erased operations of herd/pool.hpp -----
 
-asio::any_io_executor pool_executor(const pool_core& core) noexcept { return core.ex; }
 std::size_t pool_size(const pool_core& core) noexcept { return core.processes; }
 
 void check_blocking_allowed(const pool_core& core, const char* call) {
@@ -873,13 +860,19 @@ void throw_empty_pool() {
   throw boost::system::system_error(errc::not_running, "herd: the pool or task handle is empty (moved from)");
 }
 
-void pool_async_apply(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args,
-                      completion handler) {
+std::shared_ptr<task_state> pool_submit(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args) {
   auto state = std::make_shared<task_state>();
   state->core = core;
   state->ex = core->ex;
+  state->id = core->submit(call, std::move(args), state, 0);
+  return state;
+}
+
+void pool_async_apply(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args,
+                      completion handler) {
+  std::shared_ptr<task_state> state;
   try {
-    state->id = core->submit(call, std::move(args), state, 0);
+    state = pool_submit(core, call, std::move(args));
   } catch (...) {
     complete_clearing_slot(core->ex, std::move(handler), std::current_exception(), std::string());
     return;
@@ -890,16 +883,7 @@ void pool_async_apply(const std::shared_ptr<pool_core>& core, const task_call& c
   });
 }
 
-std::shared_ptr<task_state> pool_submit(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args) {
-  auto state = std::make_shared<task_state>();
-  state->core = core;
-  state->ex = core->ex;
-  state->id = core->submit(call, std::move(args), state, 0);
-  return state;
-}
-
-void task_async_get(const std::shared_ptr<task_state>& state, const asio::any_io_executor& ex, completion handler) {
-  (void)ex;
+void task_async_get(const std::shared_ptr<task_state>& state, completion handler) {
   // Cancelling only stops this wait.
   state->async_wait(std::move(handler), [keep = state](task_state* s, std::list<completion>::iterator node) {
     std::optional<completion> h;
@@ -1043,10 +1027,7 @@ void stream_feed(const std::shared_ptr<stream_state>& state, std::string chunk) 
     return;
   }
   std::lock_guard lock(state->mutex);
-  if (state->early.erase(index) == 0) {
-    state->ids.emplace(index, id);
-    state->in_flight.insert(id);
-  }
+  if (state->early.erase(index) == 0) state->ids.emplace(index, id);
 }
 
 void stream_input_done(stream_state& state) noexcept {
@@ -1054,9 +1035,8 @@ void stream_input_done(stream_state& state) noexcept {
   state.input_done = true;
 }
 
-void stream_async_next(const std::shared_ptr<stream_state>& state, const asio::any_io_executor& ex,
+void stream_async_next(const std::shared_ptr<stream_state>& state,
                        asio::any_completion_handler<void(std::exception_ptr, std::string, bool)> handler) {
-  (void)ex;
   std::unique_lock lock(state->mutex);
   stream_state::entry taken;
   bool end = false;
@@ -1111,7 +1091,7 @@ void stream_cancel(const std::shared_ptr<stream_state>& state) {
   {
     std::lock_guard lock(state->mutex);
     state->cancelled = true;
-    ids.assign(state->in_flight.begin(), state->in_flight.end());
+    for (const auto& [index, id] : state->ids) ids.push_back(id);
   }
   if (auto core = state->core.lock())
     for (const std::uint64_t id : ids) core->cancel(id, false);

@@ -182,7 +182,6 @@ R decode_result(std::string_view bytes) {
   if constexpr (!std::is_void_v<R>) return herd::decode<R>(bytes);
 }
 
-asio::any_io_executor pool_executor(const pool_core& core) noexcept;
 std::size_t pool_size(const pool_core& core) noexcept;
 /// Throws (errc::invalid_argument) when the calling thread runs the pool's event loop: a blocking
 /// call there would wait for the very loop it stops.
@@ -194,7 +193,7 @@ void check_blocking_allowed(const pool_core& core, const char* call);
 void pool_async_apply(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args,
                       asio::any_completion_handler<void(std::exception_ptr, std::string)> handler);
 std::shared_ptr<task_state> pool_submit(const std::shared_ptr<pool_core>& core, const task_call& call, std::string args);
-void task_async_get(const std::shared_ptr<task_state>& state, const asio::any_io_executor& ex,
+void task_async_get(const std::shared_ptr<task_state>& state,
                     asio::any_completion_handler<void(std::exception_ptr, std::string)> handler);
 /// Blocks until the task has an outcome (false if `timeout` passed first).
 bool task_wait(task_state& state, std::optional<std::chrono::milliseconds> timeout);
@@ -218,7 +217,7 @@ void stream_feed(const std::shared_ptr<stream_state>& state, std::string chunk);
 /// No more chunks will be fed: the stream ends after the last one's result.
 void stream_input_done(stream_state& state) noexcept;
 /// The next chunk's result bytes; `end` once every chunk has been read.
-void stream_async_next(const std::shared_ptr<stream_state>& state, const asio::any_io_executor& ex,
+void stream_async_next(const std::shared_ptr<stream_state>& state,
                        asio::any_completion_handler<void(std::exception_ptr, std::string, bool)> handler);
 /// Blocking: false if `timeout` passed; else `error`, or `bytes`, or `end`.
 bool stream_next(stream_state& state, std::optional<std::chrono::milliseconds> timeout, std::exception_ptr& error,
@@ -233,10 +232,15 @@ void pool_async_join(const std::shared_ptr<pool_core>& core, const asio::any_io_
 void pool_join(pool_core& core);
 pool_stats pool_get_stats(const pool_core& core);
 
-template <typename Token, typename Signature, typename Initiation, typename... Values>
-auto initiate(Initiation&& initiation, Token&& token, Values&&... values) {
-  return asio::async_initiate<Token, Signature>(std::forward<Initiation>(initiation), token,
-                                                std::forward<Values>(values)...);
+
+/// async_initiate with the token of the awaitable forms, as_tuple(deferred): the failure comes
+/// first as an exception_ptr, which Asio 1.26 cannot co_await through deferred alone (see
+/// process::async_result). async_initiate takes its token by lvalue reference, hence the local.
+template <typename Signature, typename Initiation, typename... Values>
+auto initiate_as_tuple(Initiation&& initiation, Values&&... values) {
+  auto token = asio::as_tuple(asio::deferred);
+  return asio::async_initiate<decltype(token), Signature>(std::forward<Initiation>(initiation), token,
+                                                          std::forward<Values>(values)...);
 }
 
 }  // namespace detail
@@ -247,8 +251,7 @@ template <typename Result>
 class pool_task {
  public:
   using result_type = Result;
-  pool_task(std::shared_ptr<detail::task_state> state, asio::any_io_executor ex) noexcept
-      : state_(std::move(state)), executor_(std::move(ex)) {}
+  explicit pool_task(std::shared_ptr<detail::task_state> state) noexcept : state_(std::move(state)) {}
 
   bool valid() const noexcept { return state_ != nullptr; }
   /// True once the task has a result or an error.
@@ -259,12 +262,9 @@ class pool_task {
   asio::awaitable<Result> async_get() const {
     auto state = state_;
     if (!state) detail::throw_empty_pool();
-    auto [error, bytes] = co_await detail::initiate<decltype(asio::as_tuple(asio::deferred)),
-                                                    void(std::exception_ptr, std::string)>(
-        [](auto handler, std::shared_ptr<detail::task_state> s, asio::any_io_executor ex) {
-          detail::task_async_get(s, ex, std::move(handler));
-        },
-        asio::as_tuple(asio::deferred), state, executor_);
+    auto [error, bytes] = co_await detail::initiate_as_tuple<void(std::exception_ptr, std::string)>(
+        [](auto handler, std::shared_ptr<detail::task_state> s) { detail::task_async_get(s, std::move(handler)); },
+        state);
     if (error) std::rethrow_exception(error);
     co_return detail::decode_result<Result>(bytes);
   }
@@ -291,7 +291,6 @@ class pool_task {
   }
 
   std::shared_ptr<detail::task_state> state_;
-  asio::any_io_executor executor_;
 };
 
 /// The results of `pool::imap` / `imap_unordered`, read one by one; it pulls its input lazily,
@@ -300,9 +299,9 @@ template <typename Result, typename Input>
 class imap_stream {
  public:
   /// `input`: the range itself (kept by the stream), or a pointer to a range the caller keeps.
-  imap_stream(std::shared_ptr<detail::stream_state> state, asio::any_io_executor ex,
+  imap_stream(std::shared_ptr<detail::stream_state> state,
               std::conditional_t<std::is_pointer_v<Input>, Input, Input&&> input, std::size_t chunksize)
-      : state_(std::move(state)), executor_(std::move(ex)), chunksize_(chunksize) {
+      : state_(std::move(state)), chunksize_(chunksize) {
     if constexpr (std::is_pointer_v<Input>)
       input_ = input;
     else
@@ -315,7 +314,6 @@ class imap_stream {
     if (this != &other) {
       if (state_) detail::stream_cancel(state_);
       state_ = std::move(other.state_);
-      executor_ = std::move(other.executor_);
       input_ = std::move(other.input_);
       next_ = std::move(other.next_);
       input_done_ = other.input_done_;
@@ -339,12 +337,9 @@ class imap_stream {
     if (!state_) detail::throw_empty_pool();
     while (buffered_.empty()) {
       feed();
-      auto [error, bytes, end] = co_await detail::initiate<decltype(asio::as_tuple(asio::deferred)),
-                                                           void(std::exception_ptr, std::string, bool)>(
-          [](auto handler, std::shared_ptr<detail::stream_state> s, asio::any_io_executor ex) {
-            detail::stream_async_next(s, ex, std::move(handler));
-          },
-          asio::as_tuple(asio::deferred), state_, executor_);
+      auto [error, bytes, end] = co_await detail::initiate_as_tuple<void(std::exception_ptr, std::string, bool)>(
+          [](auto handler, std::shared_ptr<detail::stream_state> s) { detail::stream_async_next(s, std::move(handler)); },
+          state_);
       if (error) std::rethrow_exception(error);
       if (end) co_return std::nullopt;
       unpack(bytes);
@@ -413,15 +408,9 @@ class imap_stream {
   }
 
   using range_type = std::remove_pointer_t<Input>;
-  range_type& range() const noexcept {
-    if constexpr (std::is_pointer_v<Input>)
-      return *input_;
-    else
-      return *input_;
-  }
+  range_type& range() const noexcept { return *input_; }  // a pointer or a unique_ptr
 
   std::shared_ptr<detail::stream_state> state_;
-  asio::any_io_executor executor_;
   std::conditional_t<std::is_pointer_v<Input>, Input, std::unique_ptr<Input>> input_{};
   decltype(std::begin(std::declval<range_type&>())) next_{};
   bool input_done_ = false;
@@ -481,7 +470,7 @@ class pool {
   auto submit(F&& f, Args&&... args) {
     task_request r = request_task(f, args...);
     return pool_task<detail::pool_result_t<std::decay_t<F>, detail::travel_t<Args>...>>(
-        detail::pool_submit(r.core, r.call, std::move(r.args)), executor_);
+        detail::pool_submit(r.core, r.call, std::move(r.args)));
   }
 
   /// `f` over every item of `input`, results in input order (Python's `map`). The first failure
@@ -577,12 +566,11 @@ class pool {
   template <typename Result>
   static asio::awaitable<Result> await_apply(std::shared_ptr<detail::pool_core> core, detail::task_call call,
                                              std::string encoded) {
-    auto [error, bytes] = co_await detail::initiate<decltype(asio::as_tuple(asio::deferred)),
-                                                    void(std::exception_ptr, std::string)>(
+    auto [error, bytes] = co_await detail::initiate_as_tuple<void(std::exception_ptr, std::string)>(
         [](auto handler, std::shared_ptr<detail::pool_core> c, detail::task_call k, std::string a) {
           detail::pool_async_apply(c, k, std::move(a), std::move(handler));
         },
-        asio::as_tuple(asio::deferred), std::move(core), call, std::move(encoded));
+        std::move(core), call, std::move(encoded));
     if (error) std::rethrow_exception(error);
     co_return detail::decode_result<Result>(bytes);
   }
@@ -659,12 +647,11 @@ class pool {
   template <typename Result>
   static asio::awaitable<std::vector<Result>> await_map(std::shared_ptr<detail::pool_core> core, detail::task_call call,
                                                         std::vector<std::string> chunks) {
-    auto [error, parts] = co_await detail::initiate<decltype(asio::as_tuple(asio::deferred)),
-                                                    void(std::exception_ptr, std::vector<std::string>)>(
+    auto [error, parts] = co_await detail::initiate_as_tuple<void(std::exception_ptr, std::vector<std::string>)>(
         [](auto handler, std::shared_ptr<detail::pool_core> c, detail::task_call k, std::vector<std::string> a) {
           detail::pool_async_batch(c, k, std::move(a), std::move(handler));
         },
-        asio::as_tuple(asio::deferred), std::move(core), call, std::move(chunks));
+        std::move(core), call, std::move(chunks));
     if (error) std::rethrow_exception(error);
     co_return unpack_all<Result>(parts);
   }
@@ -695,9 +682,9 @@ class pool {
     const std::size_t window = options.window == 0 ? 4 * size() : options.window;
     auto state = detail::pool_stream(core, call, ordered, window);
     if constexpr (std::is_pointer_v<input_type>)
-      return imap_stream<result, input_type>(std::move(state), executor_, &input, chunksize);
+      return imap_stream<result, input_type>(std::move(state), &input, chunksize);
     else
-      return imap_stream<result, input_type>(std::move(state), executor_, std::move(input), chunksize);
+      return imap_stream<result, input_type>(std::move(state), std::move(input), chunksize);
   }
 
   void shut_down() noexcept;

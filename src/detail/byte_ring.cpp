@@ -62,9 +62,4 @@ bool byte_ring::empty() const noexcept {
   return indexes_->tail.load(std::memory_order_acquire) == indexes_->head.load(std::memory_order_acquire);
 }
 
-std::size_t byte_ring::used() const noexcept {
-  return static_cast<std::size_t>(indexes_->head.load(std::memory_order_acquire) -
-                                  indexes_->tail.load(std::memory_order_acquire));
-}
-
 }  // namespace herd::detail

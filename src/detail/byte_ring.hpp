@@ -46,8 +46,6 @@ class byte_ring {
   void pop() noexcept;
   /// Nothing published is left to read.
   bool empty() const noexcept;
-  /// Bytes published and not yet released (either side may ask).
-  std::size_t used() const noexcept;
 
  private:
   ring_indexes* indexes_ = nullptr;

@@ -26,11 +26,6 @@ std::array<unique_fd, 2> make_socketpair() {
   return {unique_fd(move_above_stdio(fds[0])), unique_fd(move_above_stdio(fds[1]))};
 }
 
-unique_fd make_eventfd(unsigned initial, int flags) {
-  unique_fd fd(::eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK | flags));
-  if (!fd) throw boost::system::system_error(system_code(errno), "herd: eventfd");
-  return fd;
-}
 
 error_code send_packet(int fd, std::string_view packet, int descriptor, bool block, deadline deadline) {
   iovec data{const_cast<char*>(packet.data()), packet.size()};
@@ -119,25 +114,6 @@ std::size_t bytes_waiting_to_send(int fd) {
 bool nothing_to_receive(int fd) {
   int waiting = 0;
   return ::ioctl(fd, SIOCINQ, &waiting) == 0 && waiting == 0;
-}
-
-bool eventfd_take(int fd) {
-  std::uint64_t value;
-  for (;;) {
-    if (::read(fd, &value, sizeof value) == sizeof value) return true;
-    if (errno != EINTR) return false;
-  }
-}
-
-void eventfd_add(int fd, std::uint64_t count) {
-  while (::write(fd, &count, sizeof count) < 0 && errno == EINTR) {
-  }
-}
-
-void eventfd_drain(int fd) {
-  std::uint64_t drained;
-  while (::read(fd, &drained, sizeof drained) < 0 && errno == EINTR) {
-  }
 }
 
 watcher::watcher(const asio::any_io_executor& ex, int watched, std::uint32_t events) : stream(ex) {

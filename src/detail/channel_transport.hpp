@@ -6,6 +6,7 @@
 #include <herd/config.hpp>
 #include <herd/detail/deadline.hpp>
 
+#include "descriptors.hpp"
 #include "system_code.hpp"
 #include "unique_fd.hpp"
 
@@ -26,9 +27,6 @@ constexpr std::size_t max_descriptors_per_packet = 16;
 
 /// A connected SOCK_SEQPACKET pair, both above stdio and close-on-exec. Throws.
 std::array<unique_fd, 2> make_socketpair();
-/// An eventfd, close-on-exec and non-blocking (it is shared, and rule 1 holds for eventfds
-/// too: everyone opens it so), with `flags` added. Throws.
-unique_fd make_eventfd(unsigned initial, int flags);
 
 /// Sends one packet (with `descriptor`, if >= 0, by SCM_RIGHTS), blocking or not; waits up to
 /// the deadline. Returns success, would_block, timed_out, closed, message_too_large or a
@@ -59,11 +57,6 @@ std::size_t bytes_waiting_to_send(int fd);
 /// True if nothing waits to be received on `fd` (SIOCINQ); false if the kernel cannot tell.
 bool nothing_to_receive(int fd);
 
-/// Eventfd semaphores (maxsize places) and flags ("all done"): take one unit without waiting,
-/// add `count`, or empty it.
-bool eventfd_take(int fd);
-void eventfd_add(int fd, std::uint64_t count);
-void eventfd_drain(int fd);
 
 /// A private epoll descriptor watching one shared descriptor: Asio waits on it, so the shared
 /// one never becomes O_NONBLOCK (rule 1).

@@ -1,5 +1,9 @@
 #include "descriptors.hpp"
 
+#include "system_code.hpp"
+
+#include <boost/system/system_error.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -7,10 +11,36 @@
 #include <ctime>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace herd::detail {
+
+unique_fd make_eventfd(unsigned initial, int flags) {
+  unique_fd fd(::eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK | flags));
+  if (!fd) throw boost::system::system_error(system_code(errno), "herd: eventfd");
+  return fd;
+}
+
+bool eventfd_take(int fd) {
+  std::uint64_t value;
+  for (;;) {
+    if (::read(fd, &value, sizeof value) == sizeof value) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+void eventfd_add(int fd, std::uint64_t count) {
+  while (::write(fd, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+}
+
+void eventfd_drain(int fd) {
+  std::uint64_t drained;
+  while (::read(fd, &drained, sizeof drained) < 0 && errno == EINTR) {
+  }
+}
 
 long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept {
   sigset_t pipe_signal, previous;
@@ -68,9 +98,11 @@ bool read_whole(int fd, char* out, std::size_t length) noexcept {
   return true;
 }
 
+int copy_above_stdio(int fd) noexcept { return ::fcntl(fd, F_DUPFD_CLOEXEC, 3); }
+
 int move_above_stdio(int fd) noexcept {
   if (fd < 0 || fd > 2) return fd;
-  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  const int moved = copy_above_stdio(fd);
   const int saved = errno;
   ::close(fd);
   errno = saved;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -31,6 +32,17 @@ std::optional<std::size_t> file_size(int fd) noexcept;
 /// Reads `length` bytes from offset 0 of `fd` (a memfd) into `out`; false if it holds fewer.
 bool read_whole(int fd, char* out, std::size_t length) noexcept;
 
+/// An eventfd, close-on-exec and non-blocking (it is shared, and rule 1 holds for eventfds
+/// too: everyone opens it so), with `flags` added. Throws.
+unique_fd make_eventfd(unsigned initial, int flags);
+/// Eventfd semaphores (a queue's maxsize places), flags ("all done") and wake-ups (a pool's
+/// sleeping side): take one unit without waiting, add `count`, or empty it.
+bool eventfd_take(int fd);
+void eventfd_add(int fd, std::uint64_t count);
+void eventfd_drain(int fd);
+
+/// A copy of `fd` at a number >= 3, close-on-exec; `fd` stays open. -1 with errno set on failure.
+int copy_above_stdio(int fd) noexcept;
 /// Moves `fd` to a number >= 3 (stdio numbers are reserved for the launch), keeping O_CLOEXEC.
 /// Returns the new descriptor (the old one is closed) or -1 with errno set.
 int move_above_stdio(int fd) noexcept;

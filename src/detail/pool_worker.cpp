@@ -1,5 +1,6 @@
 #include "pool_worker.hpp"
 
+#include "descriptors.hpp"
 #include "fork_child.hpp"
 #include "futex.hpp"
 #include "worker_link.hpp"
@@ -10,25 +11,17 @@
 #include <chrono>
 
 #include <poll.h>
-#include <sched.h>
 #include <unistd.h>
 
 namespace herd::detail {
 namespace {
 
 // Sleeps on the worker's eventfd until the parent wakes it, unless `ready()` turns true first:
-// a short spin first, because a pool's next task usually follows within microseconds and a
-// sleep and wake-up cost ~20 µs each on a VM.
+// a short spin first (yielding, the parent may share this CPU), because a pool's next task
+// usually follows within microseconds and a sleep and wake-up cost ~20 µs each on a VM.
 template <typename Ready>
 void wait_for_parent(link_control& control, int wake_me, Ready&& ready) {
-  // Yielding between looks: if the parent runs on this very CPU, spinning without yielding would
-  // hold it off for the whole spin (a round trip of 58 µs instead of 4 was measured that way).
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-  do {
-    if (spin_until(ready, std::chrono::nanoseconds(0))) return;
-    ::sched_yield();
-  } while (std::chrono::steady_clock::now() < until);
-  if (ready()) return;
+  if (spin_until(ready, std::chrono::microseconds(50), true)) return;
   control.worker_sleeping.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // the store before ready() reads the ring
   if (!ready()) {
@@ -37,7 +30,7 @@ void wait_for_parent(link_control& control, int wake_me, Ready&& ready) {
     }
   }
   control.worker_sleeping.store(0, std::memory_order_relaxed);
-  take_wakeups(wake_me);
+  eventfd_drain(wake_me);
 }
 
 // The parent asked to skip `task` (cancelled before it started): takes the request.
@@ -68,7 +61,7 @@ void run_pool_worker(const worker_start& start, const std::function<void()>& ini
     untold = 0;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the ring's head before the flag is read
     if (control.parent_armed.load(std::memory_order_relaxed) != 0 && control.parent_armed.exchange(0) != 0)
-      wake(start.wake_parent);
+      eventfd_add(start.wake_parent, 1);
   };
   // While more tasks wait in the inbox, answers are told in groups: each wake-up of the parent
   // costs both sides system calls and a context switch, ~10-20 µs on a VM. The inbox holds only
@@ -79,7 +72,7 @@ void run_pool_worker(const worker_start& start, const std::function<void()>& ini
   const auto tell_parent_about_room = [&] {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the ring's tail before the flag is read
     if (control.parent_wants_room.load(std::memory_order_relaxed) != 0 && control.parent_wants_room.exchange(0) != 0)
-      wake(start.wake_parent);
+      eventfd_add(start.wake_parent, 1);
   };
   const auto send = [&](const link_header& header, std::string_view payload) {
     bool sent = outbox.write(header, payload);

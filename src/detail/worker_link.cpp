@@ -8,7 +8,6 @@
 #include <cstring>
 #include <new>
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -71,10 +70,13 @@ link_memory::link_memory(link_memory&& other) noexcept
       to_parent_(other.to_parent_) {}
 
 link_memory& link_memory::operator=(link_memory&& other) noexcept {
-  if (this != &other) {
-    this->~link_memory();
-    new (this) link_memory(std::move(other));
-  }
+  if (this == &other) return *this;
+  link_memory old(std::move(*this));  // unmapped as it goes
+  memory_ = std::move(other.memory_);
+  base_ = std::exchange(other.base_, nullptr);
+  size_ = other.size_;
+  to_worker_ = other.to_worker_;
+  to_parent_ = other.to_parent_;
   return *this;
 }
 
@@ -156,24 +158,6 @@ void message_reader::release() noexcept {
   if (in_ring_) ring_->pop();
   if (whole_in_joined_) joined_.clear();
   in_ring_ = whole_in_joined_ = false;
-}
-
-void wake(int eventfd) noexcept {
-  const std::uint64_t one = 1;
-  while (::write(eventfd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
-
-void take_wakeups(int eventfd) noexcept {
-  std::uint64_t count;
-  while (::read(eventfd, &count, sizeof count) < 0 && errno == EINTR) {
-  }
-}
-
-unique_fd make_wakeup() {
-  unique_fd fd(move_above_stdio(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)));
-  if (!fd) fail("eventfd");
-  return fd;
 }
 
 }  // namespace herd::detail

@@ -56,7 +56,7 @@ class link_memory {
  public:
   link_memory() = default;
   /// Makes a link with two rings of `ring_capacity` bytes (a power of two) in a memfd, mapped in
-  /// this process; `memory()` is the memfd, to hand to the worker.
+  /// this process; release_memory() gives the memfd, to hand to the worker.
   static link_memory create(std::size_t ring_capacity);
   /// Maps the link of `memfd` (the worker's side).
   static link_memory map(int memfd, std::size_t ring_capacity);
@@ -67,8 +67,8 @@ class link_memory {
   link_control& control() const noexcept { return *static_cast<link_control*>(base_); }
   byte_ring& to_worker() noexcept { return to_worker_; }
   byte_ring& to_parent() noexcept { return to_parent_; }
-  int memory() const noexcept { return memory_.get(); }
-  void close_memory() noexcept { memory_.reset(); }
+  /// Hands over the memfd (the worker maps it); the mapping stays.
+  int release_memory() noexcept { return memory_.release(); }
   /// Keeps later forks (other children, other workers) from inheriting this mapping.
   void keep_from_forks() noexcept;
 
@@ -118,12 +118,5 @@ class message_reader {
   bool in_ring_ = false;
   bool whole_in_joined_ = false;
 };
-
-/// Posts a wake-up to an eventfd (never blocks: the counter cannot fill).
-void wake(int eventfd) noexcept;
-/// Takes the wake-ups an eventfd holds, if any (it is non-blocking).
-void take_wakeups(int eventfd) noexcept;
-/// A non-blocking, close-on-exec eventfd above the stdio numbers.
-unique_fd make_wakeup();
 
 }  // namespace herd::detail
