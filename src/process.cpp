@@ -3,6 +3,7 @@
 #include <herd/process.hpp>
 
 #include "detail/child_registry.hpp"
+#include "detail/elf_symbols.hpp"
 #include "detail/fork_lock.hpp"
 #include "detail/function_process.hpp"
 #include "detail/outcome.hpp"
@@ -19,23 +20,25 @@
 namespace herd {
 namespace detail {
 
+namespace {
+std::string demangle(const char* name) {
+  int ok = -1;
+  char* demangled = abi::__cxa_demangle(name, nullptr, nullptr, &ok);
+  std::string readable = ok == 0 ? demangled : name;
+  std::free(demangled);
+  return readable;
+}
+}  // namespace
+
 std::string describe_function(const std::type_info& type, const void* function_address) {
   if (function_address != nullptr) {
     Dl_info info{};
-    if (::dladdr(function_address, &info) != 0 && info.dli_sname != nullptr &&
-        info.dli_saddr == function_address) {
-      int ok = -1;
-      char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &ok);
-      std::string symbol = ok == 0 ? demangled : info.dli_sname;
-      std::free(demangled);
-      return symbol;
-    }
+    if (::dladdr(function_address, &info) != 0 && info.dli_sname != nullptr && info.dli_saddr == function_address)
+      return demangle(info.dli_sname);
+    // Not exported (no -rdynamic, or a static function): the module's own symbol table knows it.
+    if (const auto symbol = function_symbol(function_address)) return demangle(symbol->c_str());
   }
-  int ok = -1;
-  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &ok);
-  std::string readable = ok == 0 ? demangled : type.name();
-  std::free(demangled);
-  return readable;
+  return demangle(type.name());
 }
 
 namespace {

@@ -1,7 +1,9 @@
 #include <herd/detail/timer.hpp>
+#include <herd/with_timeout.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <string>
 #include <utility>
 
 namespace herd::detail {
@@ -30,6 +32,13 @@ void timer::async_wait(std::chrono::steady_clock::duration duration,
 
 void timer::cancel() noexcept {
   if (impl_) impl_->timer.cancel();
+}
+
+void throw_timed_out(std::chrono::steady_clock::duration timeout, const std::exception& cause) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  throw boost::system::system_error(make_error_code(errc::timed_out), "herd::with_timeout: no result within " +
+                                                                          std::to_string(ms) + " ms (" + cause.what() +
+                                                                          ")");
 }
 
 }  // namespace herd::detail

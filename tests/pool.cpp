@@ -471,6 +471,30 @@ TEST_CASE("pool: cancelling a queued task removes it and cancelling a running on
   });
 }
 
+TEST_CASE("pool: with_timeout around async_apply stops the late task and the pool serves on") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    herd::pool pool(ex, small(1));
+    const int before = co_await pool.async_apply(my_pid);
+    CHECK(co_await herd::with_timeout(pool.async_apply(square, 9), 10s) == 81);
+    started() = 0;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      co_await herd::with_timeout(pool.async_apply(spin_announced, 2), 200ms);
+      FAIL("no timeout");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == herd::errc::timed_out);
+      INFO(std::string(e.what()));
+      CHECK(std::string(e.what()).find("spin_announced") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    // The worker spinning for it was stopped and replaced (had it not begun, it was withdrawn).
+    const int after = co_await pool.async_apply(my_pid);
+    if (started() != 0) CHECK(after != before);
+    CHECK(pool.stats().running + pool.stats().queued == 0);
+  });
+}
+
 TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {

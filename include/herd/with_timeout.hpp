@@ -10,10 +10,19 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/system_executor.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
+#include <exception>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace herd {
@@ -24,6 +33,73 @@ struct timeout_state {
   asio::cancellation_signal inner;
   timer deadline;
   bool expired = false;
+};
+
+// Cancellation of the whole operation reaches the inner one, and so does the deadline.
+template <typename Handler>
+void arm_timeout(const std::shared_ptr<timeout_state>& state, Handler& handler,
+                 std::chrono::steady_clock::duration timeout) {
+  auto outer = asio::get_associated_cancellation_slot(handler);
+  if (outer.is_connected()) outer.assign([state](asio::cancellation_type type) { state->inner.emit(type); });
+  state->deadline.async_wait(timeout, [state](error_code ec) {
+    if (ec) return;
+    state->expired = true;
+    state->inner.emit(asio::cancellation_type::all);
+  });
+}
+
+// The inner operation is over: neither the deadline nor the outer cancellation may reach it.
+template <typename Handler>
+void disarm_timeout(timeout_state& state, Handler& handler) {
+  state.deadline.cancel();
+  auto outer = asio::get_associated_cancellation_slot(handler);
+  if (outer.is_connected()) outer.clear();
+}
+
+/// What an awaitable cancelled by its deadline throws: system_error(errc::timed_out), its
+/// what() naming the limit and what the operation reported.
+[[noreturn]] void throw_timed_out(std::chrono::steady_clock::duration timeout, const std::exception& cause);
+
+template <typename T>
+inline constexpr bool is_awaitable_v = false;
+template <typename T, typename Executor>
+inline constexpr bool is_awaitable_v<asio::awaitable<T, Executor>> = true;
+
+template <typename T>
+struct awaited {
+  using type = std::optional<T>;  // co_spawn needs a default-constructible result
+  using signature = void(std::exception_ptr, type);
+};
+template <>
+struct awaited<void> {
+  using type = void;
+  using signature = void(std::exception_ptr);
+};
+
+template <typename T, typename Executor>
+asio::awaitable<typename awaited<T>::type, Executor> await_as_optional(asio::awaitable<T, Executor> op) {
+  if constexpr (std::is_void_v<T>)
+    co_await std::move(op);
+  else
+    co_return std::optional<T>(co_await std::move(op));
+}
+
+// Runs `body` as a coroutine of its own, which the deadline or the outer cancellation cancels.
+struct initiate_awaitable_with_timeout {
+  template <typename Handler, typename Body>
+  void operator()(Handler handler, std::shared_ptr<timeout_state> state, Body body,
+                  std::chrono::steady_clock::duration timeout) const {
+    arm_timeout(state, handler, timeout);
+    auto ex = asio::get_associated_executor(handler);
+    auto& slot_owner = *state;
+    asio::co_spawn(ex, std::move(body),
+                   asio::bind_cancellation_slot(slot_owner.inner.slot(), [handler = std::move(handler), state = std::move(
+                                                                              state)](std::exception_ptr e,
+                                                                                      auto&&... value) mutable {
+                     disarm_timeout(*state, handler);
+                     std::move(handler)(std::move(e), std::forward<decltype(value)>(value)...);
+                   }));
+  }
 };
 
 template <typename Handler, typename... Args>
@@ -38,9 +114,7 @@ class timeout_completion {
   cancellation_slot_type get_cancellation_slot() const noexcept { return state_->inner.slot(); }
 
   void operator()(error_code ec, Args... args) {
-    state_->deadline.cancel();
-    auto outer = asio::get_associated_cancellation_slot(handler_);
-    if (outer.is_connected()) outer.clear();
+    disarm_timeout(*state_, handler_);
     if (state_->expired && ec == asio::error::operation_aborted) ec = errc::timed_out;
     std::move(handler_)(ec, std::move(args)...);
   }
@@ -63,15 +137,7 @@ struct initiate_with_timeout<void(error_code, Args...)> {
                   "(a coroutine has one; bind one to a callback with asio::bind_executor)");
     auto ex = asio::get_associated_executor(handler);
     auto state = std::make_shared<timeout_state>(asio::any_io_executor(ex));
-    // Cancellation of the whole operation reaches the inner one.
-    auto outer = asio::get_associated_cancellation_slot(handler);
-    if (outer.is_connected())
-      outer.assign([state](asio::cancellation_type type) { state->inner.emit(type); });
-    state->deadline.async_wait(timeout, [state](error_code ec) {
-      if (ec) return;
-      state->expired = true;
-      state->inner.emit(asio::cancellation_type::all);
-    });
+    arm_timeout(state, handler, timeout);
     timeout_completion<handler_type, Args...> completion(std::forward<Handler>(handler), std::move(state));
     if constexpr (is_described_v<Op>)
       std::forward<Op>(op)(undescribed<decltype(completion)>{std::move(completion)});
@@ -105,10 +171,46 @@ struct initiate_with_timeout<void(error_code, Args...)> {
 /// auto [ec, result] = co_await herd::with_timeout(herd::async_run(ex, cmd), 2s, asio::as_tuple(asio::deferred));
 /// @endcode
 template <typename Op, typename Token = detail::default_token_for<Op>>
+  requires(!detail::is_awaitable_v<std::decay_t<Op>>)
 auto with_timeout(Op&& op, std::chrono::steady_clock::duration timeout, Token&& token = {}) {
   using signature = detail::deferred_signature_t<Op>;
   return asio::async_initiate<Token, signature>(detail::initiate_with_timeout<signature>{}, token,
                                                 std::forward<Op>(op), timeout);
+}
+
+/// Awaits `op` (a coroutine, such as `pool.async_apply(f, x)` or `stream.async_next()`),
+/// cancelling it (all cancellation types) if it has not finished after `timeout`. If it then
+/// throws `operation_aborted`, that becomes `system_error(errc::timed_out)`, its what() naming the
+/// limit and what the operation said; a value or another exception passes through unchanged.
+///
+/// @par Cancellation
+///   cancelling the await cancels `op` with the same type.
+/// @par Executor
+///   `op` runs as a coroutine of its own on the awaiting coroutine's executor.
+/// @par Example
+/// @code
+/// int square = co_await herd::with_timeout(pool.async_apply(slow_square, 12), 1s);
+/// @endcode
+template <typename T, typename Executor>
+asio::awaitable<T, Executor> with_timeout(asio::awaitable<T, Executor> op, std::chrono::steady_clock::duration timeout) {
+  const auto ex = co_await asio::this_coro::executor;
+  auto state = std::make_shared<detail::timeout_state>(asio::any_io_executor(ex));
+  using result = typename detail::awaited<T>::type;
+  using signature = typename detail::awaited<T>::signature;
+  asio::awaitable<result, Executor> body = detail::await_as_optional(std::move(op));
+  asio::awaitable<result, Executor> done = asio::async_initiate<const asio::use_awaitable_t<Executor>&, signature>(
+      detail::initiate_awaitable_with_timeout{}, asio::use_awaitable_t<Executor>{}, state, std::move(body), timeout);
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(done);
+    } else {
+      result value = co_await std::move(done);
+      co_return std::move(*value);
+    }
+  } catch (const boost::system::system_error& error) {
+    if (state->expired && error.code() == asio::error::operation_aborted) detail::throw_timed_out(timeout, error);
+    throw;
+  }
 }
 
 }  // namespace herd

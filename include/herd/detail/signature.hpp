@@ -18,7 +18,6 @@ struct deferred_signature {
 template <typename Signature, typename Initiation, typename... InitArgs>
 struct deferred_signature<asio::deferred_async_operation<Signature, Initiation, InitArgs...>> {
   using type = Signature;
-  static constexpr bool described = false;
 };
 
 // A described operation (described.hpp) is seen with its own `void(error_code, R)` signature.
@@ -26,14 +25,22 @@ template <typename R, typename Initiation, typename... InitArgs>
 struct deferred_signature<
     asio::deferred_async_operation<void(std::exception_ptr, R), describing_initiation<Initiation>, InitArgs...>> {
   using type = void(error_code, R);
-  static constexpr bool described = true;
 };
 
 template <typename Op>
 using deferred_signature_t = typename deferred_signature<std::decay_t<Op>>::type;
 
+// Asked of any type (with_timeout's default token is chosen before its overloads are): only a
+// described deferred operation is one.
 template <typename Op>
-inline constexpr bool is_described_v = deferred_signature<std::decay_t<Op>>::described;
+struct is_described : std::false_type {};
+template <typename R, typename Initiation, typename... InitArgs>
+struct is_described<
+    asio::deferred_async_operation<void(std::exception_ptr, R), describing_initiation<Initiation>, InitArgs...>>
+    : std::true_type {};
+
+template <typename Op>
+inline constexpr bool is_described_v = is_described<std::decay_t<Op>>::value;
 
 // A described operation passed on keeps its described default.
 template <typename Op>
