@@ -131,8 +131,17 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     limits.max_tasks_per_child = o.max_tasks_per_child;
     limits.retries = o.retries;
     limits.poison_after = std::max<std::size_t>(o.poison_after, 1);
+    limits.concurrency = o.concurrency_per_worker;
     limits.seed ^= static_cast<std::uint64_t>(::getpid());
     return limits;
+  }
+
+  static void validate(const pool_options& o) {
+    if (o.concurrency_per_worker == 0 || o.concurrency_per_worker > max_worker_concurrency)
+      throw boost::system::system_error(errc::invalid_argument,
+                                        "herd: pool '" + o.name + "': concurrency_per_worker is " +
+                                            std::to_string(o.concurrency_per_worker) + "; it must be 1 to " +
+                                            std::to_string(max_worker_concurrency));
   }
 
   // Called once, right after construction (shared_from_this works from here on).
@@ -229,6 +238,9 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         case pool_scheduler::action::stop_worker:
           stop_worker(a.worker, out);
           break;
+        case pool_scheduler::action::cancel_running:
+          cancel_running(a.worker, a.task, out);
+          break;
         case pool_scheduler::action::retire_worker:
           if (const auto w = workers.find(a.worker); w != workers.end()) {
             w->second->outbox.write(link_header{0, link_kind::quit, 0, 0, 0}, {});
@@ -304,6 +316,42 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     // Never started: it ends here.
     to_fork.erase(std::remove(to_fork.begin(), to_fork.end(), worker), to_fork.end());
     forget_unstarted(worker, pool_scheduler::ending::exited, out);
+  }
+
+  // A worker running several coroutine tasks cancels one of them (its withdrawal slot, read for
+  // running tasks too); one that has not ended after the stop policy's grace has its worker
+  // stopped, as a worker running one task at a time would be at once.
+  void cancel_running(pool_scheduler::worker_id worker, std::uint64_t task, pool_scheduler::actions& out) {
+    const auto w = workers.find(worker);
+    if (w == workers.end()) return;
+    bool asked = false;
+    for (auto& slot : w->second->link.control().withdrawn) {
+      std::uint64_t expected = 0;
+      if (slot.compare_exchange_strong(expected, task)) {
+        asked = true;
+        break;
+      }
+    }
+    if (!asked) {
+      scheduler.stop_worker(worker, out);
+      return;
+    }
+    w->second->withdrawing.push_back(task);
+    eventfd_add(w->second->wake.get(), 1);
+    auto grace = std::make_shared<asio::steady_timer>(ex, std::max(options.stop.grace, std::chrono::milliseconds(10)));
+    grace->async_wait([self = shared_from_this(), grace, worker, task](error_code) {
+      std::unique_lock lock(self->mutex);
+      const auto still = self->workers.find(worker);
+      if (still == self->workers.end()) return;
+      bool running = false;
+      for (const auto& r : still->second->link.control().running) running |= r.load() == task;
+      if (!running) return;
+      pool_scheduler::actions later;
+      self->tick();
+      self->scheduler.stop_worker(worker, later);
+      self->carry_out(later);
+      self->finish_locked(lock);
+    });
   }
 
   // A worker that never ran: stopped before its fork, or its start failed (a death, retried later).
@@ -398,6 +446,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       start.wake_parent = wake_parent.get();
       start.ring_capacity = ring_capacity();
       start.quota = w.quota;
+      start.concurrency = options.concurrency_per_worker;
       const std::function<void()>& initializer = options.initializer;
       auto body = [&](result_sink& sink) {
         run_pool_worker(start, initializer);
@@ -1184,12 +1233,14 @@ pool_stats pool_get_stats(const pool_core& core) {
 // ----- herd::pool -----
 
 pool::pool(const executor_type& ex, const pool_options& options) : executor_(ex) {
+  detail::pool_core::validate(options);
   auto core = std::make_shared<detail::pool_core>(ex, options, std::thread::id());
   core->start();
   core_ = std::move(core);
 }
 
-pool::pool(const pool_options& options) : loop_(std::make_unique<detail::owned_loop>()) {
+pool::pool(const pool_options& options)
+    : loop_((detail::pool_core::validate(options), std::make_unique<detail::owned_loop>())) {
   executor_ = loop_->io.get_executor();
   auto core = std::make_shared<detail::pool_core>(executor_, options, loop_->thread.get_id());
   // Workers are forked on the loop's thread, which lives as long as the pool: PR_SET_PDEATHSIG

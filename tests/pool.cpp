@@ -110,6 +110,46 @@ asio::awaitable<int> async_double(int x) {
   co_return 2 * x;
 }
 
+// Coroutine tasks that meet: each counts itself in, then waits (on timers, as an I/O task
+// would) until `want` of them are in at once, or gives up after 10 s. Shared between workers.
+struct meeting_words {
+  std::atomic<int> in{0};
+  std::atomic<int> most{0};
+};
+meeting_words& meeting() {
+  static meeting_words* words = [] {
+    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(page != MAP_FAILED);
+    return new (page) meeting_words;
+  }();
+  return *words;
+}
+asio::awaitable<int> meet(int want) {
+  meeting_words& m = meeting();
+  const int now = ++m.in;
+  for (int seen = m.most.load(); now > seen && !m.most.compare_exchange_weak(seen, now);) {
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (m.most.load() < want && std::chrono::steady_clock::now() < deadline) {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
+    co_await t.async_wait(asio::deferred);
+  }
+  --m.in;
+  co_return ::getpid();
+}
+// Waits on a timer for `ms`: ends early, with operation_aborted, when cancelled.
+asio::awaitable<int> wait_ms(int ms) {
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  co_await t.async_wait(asio::deferred);
+  co_return ::getpid();
+}
+// Announces itself, then never yields: a cancellation cannot reach it.
+asio::awaitable<int> spin_coroutine(int) {
+  started() = ::getpid();
+  for (;;) std::atomic_signal_fence(std::memory_order_seq_cst);
+  co_return 0;
+}
+
 herd::pool_options small(std::size_t processes = 2) {
   herd::pool_options o;
   o.processes = processes;
@@ -493,6 +533,135 @@ TEST_CASE("pool: with_timeout around async_apply stops the late task and the poo
     if (started() != 0) CHECK(after != before);
     CHECK(pool.stats().running + pool.stats().queued == 0);
   });
+}
+
+TEST_CASE("pool: concurrency_per_worker runs that many coroutine tasks at once in one worker and no more") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    meeting().most = 0;
+    auto options = small(1);
+    options.concurrency_per_worker = 8;
+    herd::pool pool(ex, options);
+    std::vector<int> want(16, 8);
+    // Sixteen tasks that each wait for eight to be in at once: without concurrency they could
+    // only give up one by one after 10 s.
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<int> pids = co_await pool.async_map(meet, want, {.chunksize = 1});
+    CHECK(std::chrono::steady_clock::now() - start < 9s);
+    CHECK(meeting().most.load() == 8);
+    CHECK(std::set<int>(pids.begin(), pids.end()).size() == 1);
+    // Chunks of coroutine tasks, plain functions and exceptions still work in such a worker.
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 0);
+    const std::vector<int> doubled = co_await pool.async_map(async_double, xs, {.chunksize = 7});
+    for (int i = 0; i < 100; ++i) CHECK(doubled[i] == 2 * i);
+    CHECK(co_await pool.async_apply(square, 5) == 25);
+    CHECK_THROWS_AS(co_await pool.async_apply(throw_invalid, 3), herd::child_error);
+    CHECK(pool.stats().worker_restarts == 0);
+  });
+}
+
+TEST_CASE("pool: cancelling or timing out one coroutine task leaves the others in its worker running") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(1);
+    options.concurrency_per_worker = 4;
+    options.task_timeout = 300ms;
+    herd::pool pool(ex, options);
+    const int pid = co_await pool.async_apply(my_pid);
+    auto neighbour = pool.submit(wait_ms, 200);
+    auto cancelled = pool.submit(wait_ms, 10000);
+    auto late = pool.submit(wait_ms, 10000);
+    asio::steady_timer settle(ex, 50ms);
+    co_await settle.async_wait(asio::deferred);
+    CHECK(cancelled.cancel());
+    try {
+      co_await cancelled.async_get();
+      FAIL("no cancellation");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == asio::error::operation_aborted);
+    }
+    CHECK(co_await neighbour.async_get() == pid);
+    try {
+      co_await late.async_get();
+      FAIL("no timeout");
+    } catch (const herd::task_error& e) {
+      CHECK(e.code() == herd::errc::timed_out);
+    }
+    // Its worker was not stopped for either: the same process answers.
+    CHECK(co_await pool.async_apply(my_pid) == pid);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (pool.stats().running != 0 && std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer t(ex, 5ms);
+      co_await t.async_wait(asio::deferred);
+    }
+    CHECK(pool.stats().running == 0);
+  });
+}
+
+TEST_CASE("pool: a coroutine task that ignores its cancellation has its worker stopped after the grace") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    started() = 0;
+    auto options = small(1);
+    options.concurrency_per_worker = 4;
+    herd::pool pool(ex, options);  // grace 200 ms
+    const int pid = co_await pool.async_apply(my_pid);
+    auto spinning = pool.submit(spin_coroutine, 0);
+    REQUIRE(co_await until_started(ex) == pid);
+    CHECK(spinning.cancel());
+    CHECK_THROWS_AS(co_await spinning.async_get(), herd::task_error);
+    // The worker was stopped (it could not be reached) and replaced.
+    CHECK(co_await pool.async_apply(my_pid) != pid);
+  });
+}
+
+TEST_CASE("pool: a concurrent worker SIGKILLed fails exactly the coroutine tasks it was running") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(1);
+    options.concurrency_per_worker = 3;
+    herd::pool pool(ex, options);
+    const int pid = co_await pool.async_apply(my_pid);
+    std::vector<herd::pool_task<int>> tasks;
+    for (int i = 0; i < 5; ++i) tasks.push_back(pool.submit(wait_ms, 10000));
+    // Three run; two wait in the worker's inbox or the pool's queue.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (pool.stats().running < 5 && std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer t(ex, 5ms);
+      co_await t.async_wait(asio::deferred);
+    }
+    asio::steady_timer settle(ex, 100ms);
+    co_await settle.async_wait(asio::deferred);
+    ::kill(pid, SIGKILL);
+    int died = 0;
+    for (int i = 0; i < 3; ++i) {
+      try {
+        co_await tasks[i].async_get();
+      } catch (const herd::task_error& e) {
+        if (e.code() == herd::errc::worker_died) ++died;
+      }
+    }
+    CHECK(died == 3);
+    // The two that had not started run on the replacement; it is cancelled to end the test.
+    CHECK_FALSE(tasks[3].ready());
+    CHECK(tasks[3].cancel());
+    CHECK(tasks[4].cancel());
+  });
+}
+
+TEST_CASE("pool: concurrency_per_worker outside 1 to 64 is refused naming the value") {
+  for (const std::size_t bad : {std::size_t{0}, std::size_t{65}}) {
+    herd::pool_options options = small(1);
+    options.concurrency_per_worker = bad;
+    try {
+      herd::pool pool(options);
+      FAIL("accepted");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == herd::errc::invalid_argument);
+      CHECK(std::string(e.what()).find("concurrency_per_worker is " + std::to_string(bad)) != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {

@@ -242,7 +242,7 @@ TEST_CASE("pool scheduler: a withdrawn task fails at once and its skipped answer
   CHECK(s.counters().failed == 1);
 }
 
-TEST_CASE("pool scheduler: stopping a worker for a late task does not blame the tasks it also held") {
+TEST_CASE("pool scheduler: a late task of a concurrent worker is cancelled and a stop blames nothing it held") {
   pool_limits limits = workers(1);
   limits.concurrency = 2;
   pool_scheduler s = started(limits);
@@ -250,8 +250,12 @@ TEST_CASE("pool scheduler: stopping a worker for a late task does not blame the 
   for (pool_scheduler::task_id t = 1; t <= 3; ++t) s.submit(t, out);
   CHECK(of_kind(out, action::send).size() == 2);  // two at once on one worker
   out.clear();
+  // The worker runs task 2 beside task 1: it is asked to cancel task 1 only.
   s.stop_running(0, 1, failure::timed_out, out);
-  CHECK(of_kind(out, action::fail) == std::vector<action>{{action::fail, 0, 1, failure::timed_out}});
+  CHECK(out == pool_scheduler::actions{{action::fail, 0, 1, failure::timed_out}, {action::cancel_running, 0, 1}});
+  out.clear();
+  // Task 1 ignored its cancellation: the core stops the worker.
+  s.stop_worker(0, out);
   CHECK(of_kind(out, action::stop_worker) == std::vector<action>{{action::stop_worker, 0}});
   CHECK(of_kind(out, action::start_worker).size() == 1);
   // The replacement takes task 3 at once; task 2 was running beside task 1 when the worker was
@@ -263,6 +267,23 @@ TEST_CASE("pool scheduler: stopping a worker for a late task does not blame the 
   CHECK(of_kind(out, action::fail).empty());
   CHECK(of_kind(out, action::send) == std::vector<action>{{action::send, 1, 2}});
   CHECK(s.counters().worker_restarts == 0);
+  CHECK(s.counters().failed == 1);
+}
+
+TEST_CASE("pool scheduler: a cancelled task that ends by itself frees its place and the worker serves on") {
+  pool_limits limits = workers(1);
+  limits.concurrency = 2;
+  pool_scheduler s = started(limits);
+  pool_scheduler::actions out;
+  for (pool_scheduler::task_id t = 1; t <= 3; ++t) s.submit(t, out);
+  out.clear();
+  s.stop_running(0, 1, failure::aborted, out);
+  out.clear();
+  s.result(0, 1, 1ms, true, out);  // it ended by its cancellation: already failed, not counted again
+  CHECK(out == pool_scheduler::actions{{action::send, 0, 3}});
+  CHECK(s.counters().failed == 1);
+  CHECK(s.counters().done == 0);
+  CHECK(s.workers().size() == 1);
 }
 
 TEST_CASE("pool scheduler: close lets queued tasks finish then retires every worker") {

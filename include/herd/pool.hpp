@@ -61,6 +61,12 @@ struct pool_options {
   stop_policy stop{false, SIGTERM, std::chrono::seconds(1)};
   /// For messages: workers are named "<name>-worker-<n>" (this_process::name() in a worker).
   std::string name = "pool";
+  /// Coroutine tasks one worker runs at once, on its own io_context (1 to 64): for tasks that
+  /// mostly wait (network, timers, child programs). Tasks that are plain functions still run one
+  /// at a time. Cancelling a running task (or its timeout) cancels its coroutine; one that does
+  /// not end within the stop policy's grace has its worker stopped, and the other tasks it was
+  /// running then run again elsewhere.
+  std::size_t concurrency_per_worker = 1;
   /// The bytes of each worker's inbox and outbox (shared memory; rounded up to a power of two,
   /// 4 KiB to 1 GiB). Larger messages travel in parts.
   std::size_t link_bytes = 256 * 1024;

@@ -132,6 +132,14 @@ void pool_scheduler::stop_running(worker_id worker, task_id task, failure why, a
     ++stats_.failed;
     out.push_back({action::fail, 0, task, why});
   }
+  if (limits_.concurrency > 1) {
+    out.push_back({action::cancel_running, worker, task});
+    return;
+  }
+  stop_worker(worker, out);
+}
+
+void pool_scheduler::stop_worker(worker_id worker, actions& out) {
   const auto w = workers_.find(worker);
   if (w == workers_.end() || w->second.stopped) return;
   if (!w->second.leaving) --active_;

@@ -62,6 +62,8 @@ class pool_scheduler {
       start_worker,  // start `worker`, which leaves by itself after `quota` tasks (0: never)
       send,          // send `task` to `worker`
       stop_worker,   // stop `worker` by the stop policy (it runs a task being cancelled or late)
+      cancel_running,  // ask `worker` to cancel its coroutine `task` (concurrency > 1): its other
+                       // tasks run on; the core calls stop_worker() if `task` does not end
       retire_worker, // ask `worker` to leave once it has finished what it holds (pool closing)
       fail,          // complete `task` with `why`
     };
@@ -110,8 +112,12 @@ class pool_scheduler {
   /// `task` was sent but will not run (the worker skips it and reports so): it fails `aborted` now.
   void withdrawn(task_id task, actions& out);
   /// `task`, sent to `worker` and running there, must end now (`why`: aborted or timed_out):
-  /// the task fails, the worker is stopped and replaced, its other tasks run elsewhere.
+  /// the task fails, the worker is stopped and replaced, its other tasks run elsewhere. A worker
+  /// that runs several tasks at once is asked to cancel that one instead (`cancel_running`).
   void stop_running(worker_id worker, task_id task, failure why, actions& out);
+  /// Stops `worker` by the stop policy and starts its replacement; what it held, running or not,
+  /// runs elsewhere (the pool stopped it: nothing it held is to blame).
+  void stop_worker(worker_id worker, actions& out);
 
   /// No new tasks; queued ones still run, then workers are retired.
   void close(actions& out);

@@ -10,13 +10,14 @@
 namespace herd::detail {
 
 /// What a worker is given: its link's memfd, its own wake-up eventfd, the pool's, the ring size,
-/// how many tasks it runs before it leaves (0: no limit).
+/// how many tasks it runs before it leaves (0: no limit), how many coroutine tasks at once.
 struct worker_start {
   int memory = -1;
   int wake_me = -1;
   int wake_parent = -1;
   std::size_t ring_capacity = 0;
   std::size_t quota = 0;
+  std::size_t concurrency = 1;  // coroutine tasks it runs at once
 };
 
 /// Runs the worker until it is told to quit or its quota is done; an initializer's exception

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace herd::detail {
 
@@ -47,6 +48,36 @@ F callable_from(std::uint64_t word) noexcept {
 template <typename F, typename... Args>
 using task_result_t = typename result_of_start<F, Args...>::type;
 
+/// A worker that runs several coroutine tasks at once (`concurrency_per_worker`): a trampoline
+/// hands it the task's coroutine, which yields the encoded result, instead of running it to its
+/// end. Set only in such a worker, only while a trampoline runs.
+class coroutine_host {
+ public:
+  virtual void adopt(asio::awaitable<std::string> task) = 0;
+
+ protected:
+  ~coroutine_host() = default;
+};
+coroutine_host*& current_coroutine_host() noexcept;
+
+// The coroutine a host adopts: it owns the function and its arguments (the task's message is
+// gone by the time it runs), calls one item or a whole chunk, and yields the encoded results.
+template <typename F, typename... Args>
+asio::awaitable<std::string> adopted_task(F f, std::vector<std::tuple<Args...>> items) {
+  std::string out;
+  for (auto& args : items) {
+    auto work = std::apply([&](auto&... a) { return call(f, a...); }, args);
+    using result = typename awaitable_traits<decltype(work)>::type;
+    if constexpr (std::is_void_v<result>) {
+      co_await std::move(work);
+    } else {
+      const result value = co_await std::move(work);
+      encoder(out).value(value);
+    }
+  }
+  co_return out;
+}
+
 // Calls f on decoded arguments and appends the encoded result to `out`.
 template <typename F, typename Tuple, std::size_t... I>
 void call_and_encode(F& f, Tuple& args, std::string& out, std::index_sequence<I...>) {
@@ -74,12 +105,23 @@ std::tuple<Args...> decode_arguments(decoder& in) {
   return std::tuple<Args...>{in.value<Args>()...};
 }
 
+template <typename F, typename... Args>
+constexpr bool is_coroutine_task = awaitable_traits<call_result_t<F, Args...>>::is_awaitable;
+
 /// One call: f(args...).
 template <typename F, typename... Args>
 void invoke_task(std::uint64_t callable, std::string_view encoded, std::string& out) {
   decoder in(encoded);
   std::tuple<Args...> args = decode_arguments<Args...>(in);
   F f = callable_from<F>(callable);
+  if constexpr (is_coroutine_task<F, Args...>) {
+    if (coroutine_host* host = current_coroutine_host()) {
+      std::vector<std::tuple<Args...>> items;
+      items.push_back(std::move(args));
+      host->adopt(adopted_task(f, std::move(items)));
+      return;
+    }
+  }
   call_and_encode(f, args, out, std::index_sequence_for<Args...>{});
 }
 
@@ -90,6 +132,15 @@ void invoke_chunk(std::uint64_t callable, std::string_view encoded, std::string&
   decoder in(encoded);
   const std::size_t count = in.size();
   F f = callable_from<F>(callable);
+  if constexpr (is_coroutine_task<F, Args...>) {
+    if (coroutine_host* host = current_coroutine_host()) {
+      std::vector<std::tuple<Args...>> items;
+      items.reserve(count);
+      for (std::size_t i = 0; i < count; ++i) items.push_back(decode_arguments<Args...>(in));
+      host->adopt(adopted_task(f, std::move(items)));
+      return;
+    }
+  }
   for (std::size_t i = 0; i < count; ++i) {
     std::tuple<Args...> args = decode_arguments<Args...>(in);
     call_and_encode(f, args, out, std::index_sequence_for<Args...>{});
