@@ -20,6 +20,7 @@
 
 #include <csignal>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -67,6 +68,13 @@ int sleeper() {
 }
 
 double seconds_since(clock::time_point start) { return std::chrono::duration<double>(clock::now() - start).count(); }
+// CPU time of this process (every thread), not of its workers.
+double own_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 long long calibrate_burn() {
   long long n = 20000;
@@ -82,12 +90,11 @@ long long calibrate_burn() {
   return n;
 }
 
-bool only_round_trip = false;
+// One part only, for a profiler: roundtrip, map, imap, cpu or recovery (default: all).
+std::string only;
+bool wanted(const char* part) { return only.empty() || only == part; }
 
-asio::awaitable<void> throughput(asio::any_io_executor ex) {
-  const unsigned cpus = herd::cpu_count();
-  herd::pool pool(ex, {.processes = cpus});
-
+asio::awaitable<void> round_trip(herd::pool& pool) {
   std::vector<double> samples;
   for (int i = 0; i < round_trip_warmup + round_trips; ++i) {
     const auto start = clock::now();
@@ -96,12 +103,13 @@ asio::awaitable<void> throughput(asio::any_io_executor ex) {
     if (i >= round_trip_warmup) samples.push_back(micros_since(start));
   }
   report("herd_pool_apply_roundtrip", median(samples), "us");
-  if (only_round_trip) co_return;
+}
 
+asio::awaitable<void> maps(herd::pool& pool) {
+  std::vector<double> samples;
   std::vector<int> input(map_default_n);
   std::iota(input.begin(), input.end(), 0);
   co_await pool.async_map(triv, input);  // warm-up
-  samples.clear();
   for (int r = 0; r < rounds; ++r) {
     const auto start = clock::now();
     const std::vector<int> out = co_await pool.async_map(triv, input);
@@ -119,19 +127,26 @@ asio::awaitable<void> throughput(asio::any_io_executor ex) {
     if (out.back() != map_chunk1_n) std::abort();
   }
   report("herd_pool_map_chunksize1", map_chunk1_n / median(samples), "tasks/s");
+}
 
+asio::awaitable<void> imap(herd::pool& pool, unsigned cpus) {
+  std::vector<double> samples;
   const long long n = calibrate_burn();
-  samples.clear();
+  std::vector<double> parent_cpu;
   for (int r = 0; r < rounds; ++r) {
     const std::vector<long long> burns(burn_pool_n, n);
+    const double cpu_before = own_cpu_seconds();
     const auto start = clock::now();
     auto stream = pool.imap_unordered(burn, burns);
     int got = 0;
     while (co_await stream.async_next()) ++got;
     samples.push_back(seconds_since(start));
+    parent_cpu.push_back((own_cpu_seconds() - cpu_before) * 1e6 / burn_pool_n);
     if (got != burn_pool_n) std::abort();
   }
   report("herd_pool_imap_unordered_50us", burn_pool_n / median(samples), "tasks/s");
+  // What the parent spends per task (its share of the two cores), to see where the ideal goes.
+  report("herd_pool_imap_parent_cpu_per_task", median(parent_cpu), "us");
   samples.clear();
   for (int r = 0; r < rounds; ++r) {
     const auto start = clock::now();
@@ -140,7 +155,9 @@ asio::awaitable<void> throughput(asio::any_io_executor ex) {
   }
   report("herd_burn50_serial", burn_serial_n / median(samples), "tasks/s");
   report("herd_cpus", cpus, "count");
+}
 
+asio::awaitable<void> cpu_split(herd::pool& pool, unsigned cpus) {
   std::vector<double> serial, pooled;
   for (int r = 0; r < rounds; ++r) {
     auto start = clock::now();
@@ -158,6 +175,15 @@ asio::awaitable<void> throughput(asio::any_io_executor ex) {
   report("herd_cpu_serial", median(serial), "s");
   report("herd_cpu_pool", median(pooled), "s");
   report("herd_cpu_speedup", median(serial) / median(pooled), "x");
+}
+
+asio::awaitable<void> throughput(asio::any_io_executor ex) {
+  const unsigned cpus = herd::cpu_count();
+  herd::pool pool(ex, {.processes = cpus});
+  if (wanted("roundtrip")) co_await round_trip(pool);
+  if (wanted("map")) co_await maps(pool);
+  if (wanted("imap")) co_await imap(pool, cpus);
+  if (wanted("cpu")) co_await cpu_split(pool, cpus);
 }
 
 // A fresh pool of two per trial, as the Python twin: from the SIGKILL of the worker running a
@@ -205,14 +231,14 @@ asio::awaitable<void> recovery(asio::any_io_executor ex) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  only_round_trip = argc > 1 && std::string(argv[1]) == "roundtrip";
+  if (argc > 1) only = argv[1];
   void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) return 1;
   running_pid = new (shared) std::atomic<int>(0);
   asio::io_context io;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await throughput(io.get_executor());
-    if (!only_round_trip) co_await recovery(io.get_executor());
+    if (wanted("recovery")) co_await recovery(io.get_executor());
   }, [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
   });

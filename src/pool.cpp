@@ -152,6 +152,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       exclude_from_forks(wake.get());
     }
     watch.assign(wake.release());
+    stream_window = 4 * processes;
     std::unique_lock lock(mutex);
     pool_scheduler::actions out;
     scheduler.start(out);
@@ -302,7 +303,10 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     const link_header header{task, link_kind::task, 0, reinterpret_cast<std::uintptr_t>(p.call.entry), p.call.callable};
     if (!w->second->outbox.write(header, p.args)) w->second->link.control().parent_wants_room.store(1);
     w->second->touched = true;
+    // A loop that went to sleep after the last answer would be woken for this one, which costs
+    // more than the whole round trip of a short task: it looks for the answer instead.
     polling_since = std::chrono::steady_clock::now();
+    if (keep_polling(false)) poll_soon();
     if (options.task_timeout.count() > 0) arm_timeout(options.task_timeout);
   }
 
@@ -622,20 +626,32 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       carry_out(out);
     }
     carry_out(out);
+    if (found) stream_window.store(processes * std::max<std::size_t>(4, 2 * scheduler.window()), std::memory_order_relaxed);
     finish_locked(lock);
     if (finished) return;
     if (keep_polling(found)) {
-      asio::post(ex, [self = shared_from_this()] {
-        ::sched_yield();  // a worker on this CPU runs first (see pool_worker.cpp)
-        std::unique_lock l(self->mutex);
-        self->arm(l);
-      });
+      poll_soon();
       return;
     }
+    if (watching) return;
+    watching = true;
     watch.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](error_code ec) {
       if (ec) return;
       std::unique_lock l(self->mutex);
+      self->watching = false;
       eventfd_drain(self->watch.native_handle());
+      self->arm(l);
+    });
+  }
+
+  // Looks at the workers' answers again on the loop's next turn (at most one such look pending).
+  void poll_soon() {
+    if (poll_posted) return;
+    poll_posted = true;
+    asio::post(ex, [self = shared_from_this()] {
+      ::sched_yield();  // a worker on this CPU runs first (see pool_worker.cpp)
+      std::unique_lock l(self->mutex);
+      self->poll_posted = false;
       self->arm(l);
     });
   }
@@ -713,6 +729,11 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   bool fork_failed = false;
   bool finished = false;
   bool timeout_armed = false;
+  // What an imap with window 0 keeps in flight: twice what the scheduler sends ahead to each
+  // worker, at least four per worker (updated as the tasks' mean run time is measured).
+  std::atomic<std::size_t> stream_window{0};
+  bool watching = false;     // a wait on the pool's eventfd is pending
+  bool poll_posted = false;  // a look at the answers is posted
   std::chrono::steady_clock::time_point polling_since{};
   std::uint64_t next_task = 1;
   asio::posix::stream_descriptor watch;  // the pool's eventfd, a fork exclusion
@@ -1047,7 +1068,7 @@ std::shared_ptr<stream_state> pool_stream(const std::shared_ptr<pool_core>& core
   auto state = std::make_shared<stream_state>();
   state->core = core;
   state->ordered = ordered;
-  state->window = std::max<std::size_t>(window, 1);
+  state->window = window;  // 0: as the pool suggests
   state->waiter_ex = core->ex;
   state->call = call;
   return state;
@@ -1056,8 +1077,14 @@ std::shared_ptr<stream_state> pool_stream(const std::shared_ptr<pool_core>& core
 bool stream_has_room(const stream_state& state) noexcept {
   auto& s = const_cast<stream_state&>(state);
   std::lock_guard lock(s.mutex);
-  // Results waiting to be read count too: a slow reader holds the input back.
-  return s.fed - s.delivered < s.window && !s.cancelled;
+  // Results waiting to be read count too: a slow reader holds the input back. The pool's
+  // suggestion keeps every worker busy with what the scheduler sends ahead, and more ready.
+  std::size_t window = s.window;
+  if (window == 0) {
+    const auto core = s.core.lock();
+    window = core ? core->stream_window.load(std::memory_order_relaxed) : 1;
+  }
+  return s.fed - s.delivered < window && !s.cancelled;
 }
 
 void stream_feed(const std::shared_ptr<stream_state>& state, std::string chunk) {

@@ -77,6 +77,19 @@ asio::awaitable<int> until_started(asio::any_io_executor ex) {
   co_return started().load();
 }
 
+// Waits (up to 20 s) until `holding(stats)` is false: a stopped worker's tasks are held until
+// its end has been seen, after the stop policy's signals.
+template <typename Holding>
+asio::awaitable<herd::pool_stats> until_not(asio::any_io_executor ex, const herd::pool& pool, Holding holding) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (holding(pool.stats()) && std::chrono::steady_clock::now() < deadline) {
+    asio::steady_timer t(ex, 5ms);
+    co_await t.async_wait(asio::deferred);
+  }
+  co_return pool.stats();
+}
+const auto holds_tasks = [](const herd::pool_stats& s) { return s.running + s.queued != 0; };
+
 [[noreturn]] int spin_forever(int) {
   for (;;) std::atomic_signal_fence(std::memory_order_seq_cst);
 }
@@ -501,12 +514,7 @@ TEST_CASE("pool: cancelling a queued task removes it and cancelling a running on
     const auto winner = co_await (pool.async_apply(spin_forever, 1) || timer.async_wait(asio::use_awaitable));
     CHECK(winner.index() == 1);
     // Its worker stopped (or the task withdrawn, if it had not begun): the pool holds nothing.
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (pool.stats().running + pool.stats().queued != 0 && std::chrono::steady_clock::now() < deadline) {
-      asio::steady_timer settle(ex, 5ms);
-      co_await settle.async_wait(asio::deferred);
-    }
-    const herd::pool_stats stats = pool.stats();
+    const herd::pool_stats stats = co_await until_not(ex, pool, holds_tasks);
     CHECK(stats.running + stats.queued == 0);
   });
 }
@@ -531,7 +539,8 @@ TEST_CASE("pool: with_timeout around async_apply stops the late task and the poo
     // The worker spinning for it was stopped and replaced (had it not begun, it was withdrawn).
     const int after = co_await pool.async_apply(my_pid);
     if (started() != 0) CHECK(after != before);
-    CHECK(pool.stats().running + pool.stats().queued == 0);
+    const herd::pool_stats stats = co_await until_not(ex, pool, holds_tasks);
+    CHECK(stats.running + stats.queued == 0);
   });
 }
 
@@ -590,12 +599,8 @@ TEST_CASE("pool: cancelling or timing out one coroutine task leaves the others i
     }
     // Its worker was not stopped for either: the same process answers.
     CHECK(co_await pool.async_apply(my_pid) == pid);
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (pool.stats().running != 0 && std::chrono::steady_clock::now() < deadline) {
-      asio::steady_timer t(ex, 5ms);
-      co_await t.async_wait(asio::deferred);
-    }
-    CHECK(pool.stats().running == 0);
+    const herd::pool_stats stats = co_await until_not(ex, pool, holds_tasks);
+    CHECK(stats.running + stats.queued == 0);
   });
 }
 
@@ -626,11 +631,7 @@ TEST_CASE("pool: a concurrent worker SIGKILLed fails exactly the coroutine tasks
     std::vector<herd::pool_task<int>> tasks;
     for (int i = 0; i < 5; ++i) tasks.push_back(pool.submit(wait_ms, 10000));
     // Three run; two wait in the worker's inbox or the pool's queue.
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (pool.stats().running < 5 && std::chrono::steady_clock::now() < deadline) {
-      asio::steady_timer t(ex, 5ms);
-      co_await t.async_wait(asio::deferred);
-    }
+    co_await until_not(ex, pool, [](const herd::pool_stats& s) { return s.running < 5; });
     asio::steady_timer settle(ex, 100ms);
     co_await settle.async_wait(asio::deferred);
     ::kill(pid, SIGKILL);

@@ -82,8 +82,9 @@ struct map_options {
 /// How `imap` and `imap_unordered` pull their input.
 struct imap_options {
   std::size_t chunksize = 1;
-  /// Chunks in flight at most (0: four per worker): the input is read no further ahead, so an
-  /// endless input runs in bounded memory.
+  /// Chunks in flight or waiting to be read, at most: the input is read no further ahead, so an
+  /// endless input runs in bounded memory. 0: enough to keep every worker busy (twice what the
+  /// pool sends ahead to each, at least four per worker, at most 512 per worker).
   std::size_t window = 0;
 };
 
@@ -685,8 +686,7 @@ class pool {
     auto core = checked();
     const detail::task_call call = detail::call_of<F>(f, &detail::invoke_chunk<F, item>);
     const std::size_t chunksize = options.chunksize == 0 ? 1 : options.chunksize;
-    const std::size_t window = options.window == 0 ? 4 * size() : options.window;
-    auto state = detail::pool_stream(core, call, ordered, window);
+    auto state = detail::pool_stream(core, call, ordered, options.window);
     if constexpr (std::is_pointer_v<input_type>)
       return imap_stream<result, input_type>(std::move(state), &input, chunksize);
     else

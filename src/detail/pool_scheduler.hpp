@@ -30,9 +30,10 @@ struct pool_limits {
   /// Seeds the recycling jitter (tests pin it).
   std::uint64_t seed = 0x9e3779b97f4a7c15ull;
   /// Tasks sent ahead to one worker are enough to keep it busy this long (by the tasks' mean
-  /// run time so far), so it never waits for the parent between short tasks; within
+  /// run time so far), so it never waits for the parent between short tasks, and the parent
+  /// wakes to refill it a few times per millisecond at most; within
   /// [1, max_window]. Long tasks go one at a time, so none waits behind another on a busy worker.
-  std::chrono::nanoseconds ahead = std::chrono::microseconds(200);
+  std::chrono::nanoseconds ahead = std::chrono::microseconds(1000);
   std::size_t max_window = 256;
 };
 

@@ -252,16 +252,19 @@ class worker_session {
 
   void tell_parent() {
     untold_ = 0;
+    untold_ns_ = 0;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the ring's head before the flag is read
     if (control_.parent_armed.load(std::memory_order_relaxed) != 0 && control_.parent_armed.exchange(0) != 0)
       eventfd_add(start_.wake_parent, 1);
   }
 
   // While more tasks wait in the inbox, answers are told in groups: each wake-up of the parent
-  // costs both sides system calls and a context switch, ~10-20 µs on a VM. The inbox holds only
-  // what the scheduler sends ahead (about 200 µs of work), so no answer waits longer than that.
-  void tell_parent_soon() {
-    if (++untold_ >= 8 || link_.to_worker().empty()) tell_parent();
+  // costs both sides system calls and a context switch, ~10-20 µs on a VM. The inbox holds
+  // about 1 ms of work (what the scheduler sends ahead), and the parent refills it when told:
+  // told after 400 µs of work at most, it refills before the inbox runs dry.
+  void tell_parent_soon(std::uint64_t run_ns) {
+    untold_ns_ += run_ns;
+    if (++untold_ >= 8 || untold_ns_ >= 400'000 || link_.to_worker().empty()) tell_parent();
   }
 
   void tell_parent_about_room() {
@@ -273,7 +276,7 @@ class worker_session {
   void send(const link_header& header, std::string_view payload) {
     bool sent = outbox_.write(header, payload);
     if (sent)
-      tell_parent_soon();
+      tell_parent_soon(header.a);
     else
       tell_parent();
     // A large answer goes in parts, as the parent makes room; each part written is told.
@@ -293,7 +296,8 @@ class worker_session {
   link_control& control_;
   message_reader inbox_;
   message_writer outbox_;
-  std::size_t untold_ = 0;  // answers written since the parent was last told
+  std::size_t untold_ = 0;        // answers written since the parent was last told
+  std::uint64_t untold_ns_ = 0;  // the time the worker spent on them
 };
 
 }  // namespace
