@@ -104,8 +104,16 @@ void complete_clearing_slot(const asio::any_io_executor& ex, Handler handler, Va
 struct owned_loop {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  bool ends_by_itself = false;  // its pool was destroyed on this thread: the thread frees it
   std::thread thread;
-  owned_loop() : thread([this] { io.run(); }) {}
+  owned_loop()
+      : thread([this] {
+          io.run();
+          if (ends_by_itself) {
+            thread.detach();
+            delete this;
+          }
+        }) {}
   ~owned_loop() {
     work.reset();
     io.stop();
@@ -193,12 +201,15 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     pool_scheduler::worker_id w = 0;
     if (scheduler.cancel(id, out, &w) == pool_scheduler::place::sent) {
       const auto found = workers.find(w);
-      if (found != workers.end() && withdraw(*found->second, id))
+      if (found != workers.end() && withdraw(*found->second, id)) {
         scheduler.withdrawn(id, out);
-      else if (hard)
+      } else if (hard) {
+        if (found != workers.end() && found->second->process) stopping_pid = found->second->process->pid;
         scheduler.stop_running(w, id, failure::aborted, out);
+      }
     }
     carry_out(out);
+    stopping_pid = 0;
   }
 
   // Asks the worker to skip `task`; false if it is running it (or no slot is free).
@@ -373,6 +384,14 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     p.owner->finished(p.index, failure_of(p.call, why), {});
   }
 
+  // The worker stopped (or asked to cancel) for a running task, for messages.
+  std::string stopped_worker() const {
+    return stopping_pid != 0 ? "worker pid " + std::to_string(stopping_pid) : std::string("a worker");
+  }
+  std::string stopped_how() const {
+    return options.concurrency_per_worker > 1 ? ", which was asked to cancel it" : ", which was stopped and replaced";
+  }
+
   std::exception_ptr failure_of(const task_call& call, failure why) const {
     const std::string function = describe_function(*call.type, call.address);
     const std::string pool_name = "herd: pool '" + options.name + "': ";
@@ -398,17 +417,19 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       case failure::timed_out:
         return std::make_exception_ptr(task_error(errc::timed_out,
                                                   pool_name + function + " ran longer than its task_timeout of " +
-                                                      std::to_string(options.task_timeout.count()) + " ms in " + worker +
-                                                      ", which was stopped and replaced",
+                                                      std::to_string(options.task_timeout.count()) + " ms in " +
+                                                      stopped_worker() + stopped_how(),
                                                   stopping_pid, std::nullopt, function));
       case failure::closed:
         return std::make_exception_ptr(task_error(errc::closed,
                                                   pool_name + "terminated before " + function + " could run", 0,
                                                   std::nullopt, function));
       case failure::aborted:
-        return std::make_exception_ptr(task_error(asio::error::operation_aborted,
-                                                  pool_name + function + " was cancelled", stopping_pid, std::nullopt,
-                                                  function));
+        return std::make_exception_ptr(task_error(
+            asio::error::operation_aborted,
+            pool_name + function + " was cancelled" +
+                (stopping_pid != 0 ? " while running in " + stopped_worker() + stopped_how() : std::string()),
+            stopping_pid, std::nullopt, function));
     }
     return {};
   }
@@ -1309,6 +1330,15 @@ void pool::shut_down() noexcept {
     try {
       detail::pool_terminate(*core_);
     } catch (...) {
+    }
+    if (loop_ && loop_->thread.get_id() == std::this_thread::get_id()) {
+      // Destroyed by a handler on its own loop, which cannot wait for itself: the loop goes on
+      // until the workers have ended and been reaped, then ends and frees itself.
+      detail::owned_loop* loop = loop_.release();
+      loop->ends_by_itself = true;
+      detail::pool_async_join(core_, loop->io.get_executor(), [loop](error_code) { loop->work.reset(); });
+      core_.reset();
+      return;
     }
     if (loop_) {
       // Its own loop reaps the workers; it stops only once they have ended.

@@ -242,14 +242,20 @@ TEST_CASE("pool scheduler: a withdrawn task fails at once and its skipped answer
   CHECK(s.counters().failed == 1);
 }
 
-TEST_CASE("pool scheduler: a late task of a concurrent worker is cancelled and a stop blames nothing it held") {
+// One worker running two tasks at once, sent tasks 1 and 2; task 3 queued.
+static pool_scheduler two_of_three_sent_to_one_worker() {
   pool_limits limits = workers(1);
   limits.concurrency = 2;
   pool_scheduler s = started(limits);
   pool_scheduler::actions out;
   for (pool_scheduler::task_id t = 1; t <= 3; ++t) s.submit(t, out);
-  CHECK(of_kind(out, action::send).size() == 2);  // two at once on one worker
-  out.clear();
+  CHECK(of_kind(out, action::send).size() == 2);
+  return s;
+}
+
+TEST_CASE("pool scheduler: a late task of a concurrent worker is cancelled and a stop blames nothing it held") {
+  pool_scheduler s = two_of_three_sent_to_one_worker();
+  pool_scheduler::actions out;
   // The worker runs task 2 beside task 1: it is asked to cancel task 1 only.
   s.stop_running(0, 1, failure::timed_out, out);
   CHECK(out == pool_scheduler::actions{{action::fail, 0, 1, failure::timed_out}, {action::cancel_running, 0, 1}});
@@ -271,12 +277,8 @@ TEST_CASE("pool scheduler: a late task of a concurrent worker is cancelled and a
 }
 
 TEST_CASE("pool scheduler: a cancelled task that ends by itself frees its place and the worker serves on") {
-  pool_limits limits = workers(1);
-  limits.concurrency = 2;
-  pool_scheduler s = started(limits);
+  pool_scheduler s = two_of_three_sent_to_one_worker();
   pool_scheduler::actions out;
-  for (pool_scheduler::task_id t = 1; t <= 3; ++t) s.submit(t, out);
-  out.clear();
   s.stop_running(0, 1, failure::aborted, out);
   out.clear();
   s.result(0, 1, 1ms, true, out);  // it ended by its cancellation: already failed, not counted again
