@@ -32,6 +32,7 @@ class herd_category final : public boost::system::error_category {
       case errc::daemon_cannot_start_children: return "daemonic processes are not allowed to have children";
       case errc::broken_barrier: return "barrier is broken";
       case errc::initializer_failed: return "the pool's initializer failed";
+      case errc::build_mismatch: return "the code belongs to another build of the program";
     }
     return "unknown herd error " + std::to_string(value);
   }

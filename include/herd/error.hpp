@@ -37,6 +37,7 @@ enum class errc : int {
   daemon_cannot_start_children,  ///< a daemon process tried to start a child (as in Python)
   broken_barrier,          ///< a barrier was broken (a wait timed out, was cancelled, or abort() or reset() was called)
   initializer_failed,      ///< a pool's initializer failed in a worker: no task of that pool runs
+  build_mismatch,          ///< code sent to another process names a build of the program that process does not run
 };
 
 /// The "herd" error category.
