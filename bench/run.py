@@ -42,6 +42,8 @@ f.update(run([os.path.join(bench, "bench_sync")]))
 f.update(run([sys.executable, os.path.join(python_dir, "sync.py")]))
 f.update(run([os.path.join(bench, "bench_pool")]))
 f.update(run([sys.executable, os.path.join(python_dir, "pool.py")]))
+f.update(run([os.path.join(bench, "bench_start")]))
+f.update(run([sys.executable, os.path.join(python_dir, "start.py")]))
 
 
 def ratio(a, b):
@@ -78,6 +80,13 @@ rows = [
     ("CPU-bound split, speed-up over serial: herd", f["herd_cpu_speedup"][0], ">= 1.9"),
     ("CPU-bound split, speed-up over serial: Python", f["python_cpu_speedup"][0], "(1.7-1.8 expected)"),
 ]
+for method in ("spawn", "fork"):
+    for mib in (0, 200, 1024):
+        rows.append((f"pool of 2 up, {method}, {mib} MiB parent: Python / herd",
+                     ratio(f"python_pool_start_{method}_{mib}mib", f"herd_pool_start_{method}_{mib}mib"),
+                     ">= 5" if method == "spawn" else "(a fork's copy: the kernel's, for both)"))
+rows.append(("spawned pool start, 1 GiB / empty parent (herd)",
+             ratio("herd_pool_start_spawn_1024mib", "herd_pool_start_spawn_0mib"), "~1 (flat)"))
 # Recovery from a worker's SIGKILL: absolute figures (ms), side by side.
 for name, metric, target in [
     ("killed task fails after: herd", "herd_pool_kill_failure_ms", "<= 5 ms"),
@@ -86,6 +95,8 @@ for name, metric, target in [
     ("next task returns after: herd", "herd_pool_kill_next_ms", "<= 20 ms"),
     ("next task returns after: Pebble", "python_pebble_kill_next_ms", ""),
     ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
+    ("1 ms ticker late, replacing workers, fork, 1 GiB", "herd_pool_replace_ticker_late_fork_1024mib", "(fork stalls)"),
+    ("1 ms ticker late, replacing workers, spawn, 1 GiB", "herd_pool_replace_ticker_late_spawn_1024mib", "<= 5 ms"),
 ]:
     if metric in f:
         rows.append((name + " (ms)", f[metric][0], target))

@@ -124,16 +124,7 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   // under the fork lock: a fork on another thread copies none of them. The parent's end and the
   // pidfd stay fork exclusions; the child's end and the go pipe are gone before the lock is.
   fork_guard guard;
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    throw boost::system::system_error(errc::spawn_failed,
-                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
-  child->channel.reset(move_above_stdio(fds[0]));
-  unique_fd channel_write(move_above_stdio(fds[1]));
-  if (!child->channel || !channel_write)
-    throw boost::system::system_error(errc::spawn_failed,
-                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
-  exclude_from_forks(child->channel.get());
+  unique_fd channel_write = open_outcome_channel(*child, name);
   unique_fd go_read, go_write;
   if (auto_reaped) {
     int go[2];
@@ -174,27 +165,44 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
   ::setpgid(pid, pid);  // also in the parent, so that a signal sent right away reaches the group
   unique_fd pidfd(open_pidfd(pid));
   const int pidfd_error = errno;
+  watch_started(*child, pid, std::move(pidfd), pidfd_error);
+  go_write.reset();  // the child may run now
+  return child;
+}
+
+unique_fd open_outcome_channel(function_process& child, const std::string& name) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
+  child.channel.reset(move_above_stdio(fds[0]));
+  unique_fd channel_write(move_above_stdio(fds[1]));
+  if (!child.channel || !channel_write)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + name + "': socketpair: " + std::strerror(errno));
+  exclude_from_forks(child.channel.get());
+  return channel_write;
+}
+
+void watch_started(function_process& child, int pid, unique_fd pidfd, int pidfd_error) {
   if (pidfd) exclude_from_forks(pidfd.get());
   if (pidfd) watch_group(pid);
-  go_write.reset();  // the child may run now
   if (!pidfd) {
     ::kill(pid, SIGKILL);
-    child->close_channel();
+    child.close_channel();
     throw boost::system::system_error(errc::spawn_failed,
-                                      "herd: cannot watch '" + name + "' (pid " + std::to_string(pid) +
+                                      "herd: cannot watch '" + child.name + "' (pid " + std::to_string(pid) +
                                           "): pidfd_open: " + std::strerror(pidfd_error));
   }
-
   try {
-    child->attach(pid, pidfd);
+    child.attach(pid, pidfd);
   } catch (...) {
     // Nobody watches it: stop and reap it before reporting the failure.
     ::kill(-pid, SIGKILL);
     reap(pid, pidfd.get(), true, false, exit_reason::stopped);
-    child->close_channel();
+    child.close_channel();
     throw;
   }
-  return child;
 }
 
 }  // namespace herd::detail

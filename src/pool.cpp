@@ -7,6 +7,7 @@
 #include "detail/outcome.hpp"
 #include "detail/pool_scheduler.hpp"
 #include "detail/pool_worker.hpp"
+#include "detail/spawn_process.hpp"
 #include "detail/post_completion.hpp"
 #include "detail/worker_link.hpp"
 
@@ -126,6 +127,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       : ex(executor),
         workers_ex(asio::make_strand(executor)),
         options(opts),
+        method(opts.start_method.value_or(get_start_method())),
         processes(opts.processes != 0 ? opts.processes : std::max(1u, cpu_count())),
         scheduler(limits_of(opts, processes)),
         watch(executor),
@@ -145,6 +147,19 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   }
 
   static void validate(const pool_options& o) {
+    const herd::start_method method = o.start_method.value_or(get_start_method());
+    if (method == herd::start_method::forkserver)
+      throw boost::system::system_error(errc::invalid_argument,
+                                        "herd: pool '" + o.name + "': start_method::forkserver is not available yet; "
+                                                                  "use fork or spawn");
+    if (method == herd::start_method::spawn && o.initializer)
+      throw boost::system::system_error(errc::invalid_argument,
+                                        "herd: pool '" + o.name + "': an initializer (a std::function) cannot travel "
+                                                                  "to spawned workers; use start_method::fork for it");
+    if (method == herd::start_method::spawn && !initialized())
+      throw boost::system::system_error(errc::invalid_argument,
+                                        "herd: pool '" + o.name + "': start_method::spawn runs this program again: "
+                                                                  "call herd::init(argc, argv) first thing in main");
     if (o.concurrency_per_worker == 0 || o.concurrency_per_worker > max_worker_concurrency)
       throw boost::system::system_error(errc::invalid_argument,
                                         "herd: pool '" + o.name + "': concurrency_per_worker is " +
@@ -444,7 +459,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     for (const auto id : now) {
       const auto w = workers.find(id);
       if (w != workers.end()) {
-        fork_worker(*w->second);
+        start_worker_process(*w->second);
       } else {
         pool_scheduler::actions out;
         forget_unstarted(id, pool_scheduler::ending::died, out);  // its link could not be made
@@ -453,12 +468,41 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
   }
 
-  void fork_worker(worker_record& w) {
+  void start_worker_process(worker_record& w) {
     process_options worker_options;
     worker_options.name = w.name;
     worker_options.stop = options.stop;
     std::shared_ptr<function_process> process;
     try {
+      if (method == herd::start_method::spawn) {
+        worker_start start;
+        start.ring_capacity = ring_capacity();
+        start.quota = w.quota;
+        start.concurrency = options.concurrency_per_worker;
+        spawn_request request;
+        request.role = spawned_worker_role(::getpid(), w.name, start);
+        request.descriptors = {w.memory.get(), w.wake.get(), watch.native_handle()};
+        process = spawn_process(workers_ex, worker_options, typeid(pool), nullptr, request);
+      } else {
+        process = fork_worker_process(w, worker_options);
+      }
+    } catch (const std::exception&) {
+      // It could not start (fork failed, fd limit): it counts as a worker that died at once.
+      pool_scheduler::actions out;
+      forget_unstarted(w.id, pool_scheduler::ending::died, out);
+      carry_out(out);
+      return;
+    }
+    close_excluded(w.memory.release());
+    w.process = process;
+    asio::post(workers_ex, [self = shared_from_this(), process, id = w.id] {
+      process->wait([self, id](error_code, exit_status status) { self->worker_ended(id, status); });
+    });
+  }
+
+  std::shared_ptr<function_process> fork_worker_process(worker_record& w, const process_options& worker_options) {
+    std::shared_ptr<function_process> process;
+    {
       // The worker's copies of its descriptors are made, handed over and closed under the fork
       // lock: no other fork keeps one (the parent's own stay fork exclusions).
       fork_guard guard;
@@ -478,18 +522,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         sink.send_value({});
       };
       process = fork_process(workers_ex, worker_options, typeid(pool), nullptr, child_body(body));
-    } catch (const std::exception&) {
-      // It could not start (fork failed, fd limit): it counts as a worker that died at once.
-      pool_scheduler::actions out;
-      forget_unstarted(w.id, pool_scheduler::ending::died, out);
-      carry_out(out);
-      return;
     }
-    close_excluded(w.memory.release());
-    w.process = process;
-    asio::post(workers_ex, [self = shared_from_this(), process, id = w.id] {
-      process->wait([self, id](error_code, exit_status status) { self->worker_ended(id, status); });
-    });
+    return process;
   }
 
   // ----- answers from workers -----
@@ -740,6 +774,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   // asks of them, runs in one strand.
   asio::any_io_executor workers_ex;
   pool_options options;
+  herd::start_method method;
   std::size_t processes;
   pool_scheduler scheduler;
   std::unordered_map<std::uint64_t, pending_task> tasks;

@@ -143,3 +143,25 @@ TEST_CASE("code ref: the build id is found among notes and nothing is read past 
   lying[0] = 0xff;
   CHECK_FALSE(herd::detail::find_build_id(lying).has_value());
 }
+
+TEST_CASE("code ref: a module table translates the sender's addresses and refuses another build's") {
+  const std::string table = herd::detail::describe_loaded_modules();
+  const herd::detail::address_map same(table);
+  const auto here = reinterpret_cast<std::uint64_t>(&tripled);
+  CHECK(same.translate(here) == here);  // one address space: nothing moves
+  // The executable's line with another build id: its code is refused, libc's still resolves.
+  const auto ref = herd::detail::code_ref_of(reinterpret_cast<const void*>(&tripled));
+  const std::string id = herd::detail::build_id_hex(ref.build_id);
+  std::string forged = table;
+  const auto at = forged.find(id);
+  REQUIRE(at != std::string::npos);
+  forged[at] = forged[at] == 'a' ? 'b' : 'a';
+  const herd::detail::address_map other(forged);
+  CHECK(failure_of([&] { other.translate(here); }) == herd::errc::build_mismatch);
+  const auto libc = reinterpret_cast<std::uint64_t>(&::getpid);
+  CHECK(other.translate(libc) == libc);
+  // An address in no module, and a table that cannot be read.
+  CHECK(failure_of([&] { same.translate(8); }) == herd::errc::invalid_argument);
+  CHECK(failure_of([&] { herd::detail::address_map("not a table\n"); }) == herd::errc::bad_message);
+}
+

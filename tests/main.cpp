@@ -3,15 +3,23 @@
 #include <doctest/doctest.h>
 
 #include <herd/run.hpp>
+#include <herd/start_method.hpp>
 
 #include <boost/asio/io_context.hpp>
 
+#include <string>
 #include <string_view>
+
+#include <cstdlib>
+#include <unistd.h>
 
 // tests/code_ref.cpp: this binary, run again, resolves code another copy of it sent.
 int run_code_ref_probe(const char* encoded);
 
 int main(int argc, char** argv) {
+  herd::init(argc, argv);  // a pool worker this binary spawned takes its role here
+  // Pages the tests share with their workers are named after this process (tests/pool.cpp).
+  ::setenv("HERD_TEST_OWNER", std::to_string(::getpid()).c_str(), 1);
   if (argc == 3 && std::string_view(argv[1]) == "--herd-code-ref-probe") return run_code_ref_probe(argv[2]);
   {
     // The first start of a process makes its group watchdog's pipe, one descriptor for the

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -49,15 +50,34 @@ int sleep_then_pid(int ms) {
   sleep_ms(ms);
   return ::getpid();
 }
-// The pid of a worker that has begun an announced task, in memory every worker shares (mapped
-// before the pools fork): a test that kills or cancels a running task waits for it, as a fixed
-// sleep would not be enough on a loaded machine.
+// A page the test process and all its workers share, by name: a forked worker inherits the
+// mapping, a spawned one (this binary run again) opens it by the test process's pid, which
+// tests/main.cpp puts in HERD_TEST_OWNER. The test process removes the names at its exit.
+void* shared_page(const char* what) {
+  const char* owner = std::getenv("HERD_TEST_OWNER");
+  if (owner == nullptr) std::abort();
+  const std::string name = std::string("/herd-test-") + owner + "-" + what;
+  const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT, 0600);
+  if (fd < 0 || ::ftruncate(fd, 4096) != 0) std::abort();
+  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (page == MAP_FAILED) std::abort();
+  static struct names {
+    std::vector<std::string> made;
+    int by = ::getpid();
+    ~names() {
+      if (::getpid() == by)
+        for (const auto& n : made) ::shm_unlink(n.c_str());
+    }
+  } owned;
+  owned.made.push_back(name);
+  return page;
+}
+
+// The pid of a worker that has begun an announced task: a test that kills or cancels a running
+// task waits for it, as a fixed sleep would not be enough on a loaded machine.
 std::atomic<int>& started() {
-  static std::atomic<int>* word = [] {
-    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(page != MAP_FAILED);
-    return new (page) std::atomic<int>(0);
-  }();
+  static auto* word = static_cast<std::atomic<int>*>(shared_page("started"));
   return *word;
 }
 int sleep_announced(int ms) {
@@ -125,6 +145,10 @@ struct point {
 point move_point(point p, int dx) { return {p.x + dx, p.label + "'"}; }
 
 int worker_setting = 0;
+// Set in the test process before its pool starts: a forked worker has a copy, a spawned one
+// starts from the program's own initial value.
+int parent_mark = 0;
+int read_parent_mark() { return parent_mark; }
 void set_worker_setting(int v) { worker_setting = v; }
 int read_worker_setting() { return worker_setting; }
 
@@ -141,11 +165,7 @@ struct meeting_words {
   std::atomic<int> most{0};
 };
 meeting_words& meeting() {
-  static meeting_words* words = [] {
-    void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(page != MAP_FAILED);
-    return new (page) meeting_words;
-  }();
+  static auto* words = static_cast<meeting_words*>(shared_page("meeting"));
   return *words;
 }
 asio::awaitable<int> meet(int want) {
@@ -174,10 +194,19 @@ asio::awaitable<int> spin_coroutine(int) {
   co_return 0;
 }
 
+// The start method the suite runs under: CTest runs it once as is (fork) and once more with
+// HERD_TEST_START_METHOD=spawn (tests/CMakeLists.txt).
+herd::start_method method_under_test() {
+  const char* method = std::getenv("HERD_TEST_START_METHOD");
+  return method != nullptr && std::string_view(method) == "spawn" ? herd::start_method::spawn
+                                                                  : herd::start_method::fork;
+}
+
 herd::pool_options small(std::size_t processes = 2) {
   herd::pool_options o;
   o.processes = processes;
   o.stop = herd::stop_policy{false, SIGTERM, 200ms};
+  o.start_method = method_under_test();
   return o;
 }
 
@@ -679,6 +708,19 @@ TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {
 TEST_CASE("pool: an initializer sets per-worker state and a failing one fails every task with its message") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
+    if (method_under_test() == herd::start_method::spawn) {
+      // A std::function does not travel to another copy of the program: refused, named.
+      auto options = small(2);
+      options.initializer = [] { set_worker_setting(42); };
+      try {
+        herd::pool pool(ex, options);
+        FAIL("accepted");
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == herd::errc::invalid_argument);
+        CHECK(std::string(e.what()).find("initializer") != std::string::npos);
+      }
+      co_return;
+    }
     {
       auto options = small(2);
       options.initializer = [] { set_worker_setting(42); };
@@ -697,6 +739,22 @@ TEST_CASE("pool: an initializer sets per-worker state and a failing one fails ev
         CHECK(std::string(e.what()).find("no database") != std::string::npos);
       }
     }
+  });
+}
+
+TEST_CASE("pool: a forked worker sees the parent's memory and a spawned one starts clean") {
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    parent_mark = 7;
+    herd::pool pool(ex, small(1));
+    const int seen = co_await pool.async_apply(read_parent_mark);
+    CHECK(seen == (method_under_test() == herd::start_method::spawn ? 0 : 7));
+    // Coroutine tasks and map chunks travel the same way.
+    CHECK(co_await pool.async_apply(async_double, 21) == 42);
+    std::vector<int> xs{1, 2, 3};
+    const std::vector<int> squares = co_await pool.async_map(square, xs);
+    CHECK(squares == std::vector<int>{1, 4, 9});
+    parent_mark = 0;
   });
 }
 

@@ -18,6 +18,7 @@
 #include <herd/scope.hpp>
 #include <herd/pool.hpp>
 #include <herd/shared.hpp>
+#include <herd/start_method.hpp>
 #include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
 #include <herd/sync.hpp>

@@ -16,6 +16,7 @@
 #include <herd/detail/pool_task.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
+#include <herd/start_method.hpp>
 #include <herd/stop_policy.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -42,6 +43,10 @@ namespace herd {
 struct pool_options {
   /// Worker processes; 0 means `herd::cpu_count()`.
   std::size_t processes = 0;
+  /// How workers are started (nothing: `herd::get_start_method()`). With `spawn` the workers are
+  /// this program run again (main must begin with `herd::init`), which costs the loop the same
+  /// whatever the parent's size; an `initializer` cannot travel there yet.
+  std::optional<herd::start_method> start_method{};
   /// Runs once in each worker before its first task (Python's initializer with its initargs:
   /// `[] { setup(42); }`). If it throws or kills the worker, the pool fails every task with
   /// `errc::initializer_failed` and the initializer's message, instead of restarting forever.

@@ -140,4 +140,58 @@ const void* address_of(const code_ref& ref) {
                                         "): it runs another build of the program");
 }
 
+std::string describe_loaded_modules() {
+  // One module a line: build id (hex, "-" for none), bias, low, high (hex).
+  std::string text;
+  char numbers[64];
+  for (const loaded_module& module : modules_now()) {
+    text += module.build_id.empty() ? "-" : build_id_hex(module.build_id);
+    std::snprintf(numbers, sizeof numbers, " %lx %lx %lx\n", static_cast<unsigned long>(module.bias),
+                  static_cast<unsigned long>(module.low), static_cast<unsigned long>(module.high));
+    text += numbers;
+  }
+  return text;
+}
+
+address_map::address_map(std::string_view described) {
+  const std::vector<loaded_module> here = modules_now();
+  while (!described.empty()) {
+    const std::size_t end = described.find('\n');
+    const std::string line(described.substr(0, end));
+    described = end == std::string_view::npos ? std::string_view() : described.substr(end + 1);
+    char id[256];
+    unsigned long bias = 0, low = 0, high = 0;
+    if (std::sscanf(line.c_str(), "%255s %lx %lx %lx", id, &bias, &low, &high) != 4 || low > high)
+      throw boost::system::system_error(errc::bad_message, "herd: a spawned process's module table is unreadable: '" +
+                                                               line + "'");
+    span s{low, high, {}, false, 0};
+    if (std::string_view(id) != "-") {
+      for (std::size_t i = 0; id[i] != '\0' && id[i + 1] != '\0'; i += 2)
+        s.build_id += static_cast<char>(std::stoi(std::string(id + i, 2), nullptr, 16));
+      for (const loaded_module& module : here) {
+        if (module.build_id != s.build_id) continue;
+        s.here = true;
+        s.shift = static_cast<std::int64_t>(module.bias) - static_cast<std::int64_t>(bias);
+        break;
+      }
+    }
+    spans_.push_back(std::move(s));
+  }
+}
+
+std::uint64_t address_map::translate(std::uint64_t address) const {
+  for (const span& s : spans_) {
+    if (address < s.low || address >= s.high) continue;
+    if (!s.here)
+      throw boost::system::system_error(
+          errc::build_mismatch,
+          "herd: the code sent is in a module " +
+              (s.build_id.empty() ? std::string("without a build id") : "of build id " + build_id_hex(s.build_id)) +
+              " that this process (pid " + std::to_string(::getpid()) + ") has not loaded: it runs another build");
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(address) + s.shift);
+  }
+  throw boost::system::system_error(errc::invalid_argument, "herd: the code sent (at " + std::to_string(address) +
+                                                                " in the sender) is in none of its modules");
+}
+
 }  // namespace herd::detail

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace herd::detail {
 
@@ -35,5 +36,30 @@ code_ref code_ref_of(const void* address);
 /// The address `ref` names in this process. Throws system_error(errc::build_mismatch) naming the
 /// build id if no loaded module has it, or if the offset lies outside that module.
 const void* address_of(const code_ref& ref);
+
+/// This process's loaded modules (build id, load bias, address span), as text for a process it
+/// starts from the same binary (an environment variable of a spawned worker).
+std::string describe_loaded_modules();
+
+/// In a process started from the same binary: translates the starting process's code addresses
+/// into this one's, module by module (the build ids of `described` against this process's).
+class address_map {
+ public:
+  /// `described`: what describe_loaded_modules() gave in the starting process. Throws
+  /// system_error(errc::bad_message) if it cannot be read.
+  explicit address_map(std::string_view described);
+  /// The address here of the code at `address` there. Throws system_error(errc::build_mismatch)
+  /// if its module is not loaded here (another build), or invalid_argument if no module held it.
+  std::uint64_t translate(std::uint64_t address) const;
+
+ private:
+  struct span {
+    std::uint64_t low, high;
+    std::string build_id;
+    bool here;             // a module of that build id is loaded in this process
+    std::int64_t shift;    // its bias here less its bias there
+  };
+  std::vector<span> spans_;
+};
 
 }  // namespace herd::detail

@@ -185,7 +185,10 @@ void flush_stdio() noexcept {
   // pointing to it writes no other page.
   fork_state().process_name = &name;
   fork_state().daemon = options.daemon;
+  finish_child(channel, body);
+}
 
+[[noreturn]] void finish_child(int channel, child_body body) noexcept {
   int code = 0;
   try {
     result_sink sink(channel);

@@ -24,4 +24,8 @@ std::string current_exception_record() noexcept;
 [[noreturn]] void run_child(const process_options& options, const std::string& name, pid_t parent, int channel,
                             child_body body) noexcept;
 
+/// The end of every child, forked or spawned: runs `body`, sends its outcome (its value, or the
+/// exception it threw) on `channel`, runs the exit hooks and leaves with _exit.
+[[noreturn]] void finish_child(int channel, child_body body) noexcept;
+
 }  // namespace herd::detail

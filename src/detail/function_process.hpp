@@ -18,6 +18,13 @@ namespace herd::detail {
 /// The parent's side of the outcome socket: appends what it holds, inline bytes and memfds.
 void read_outcome(int fd, std::string& received) noexcept;
 
+struct function_process;
+/// Makes `child`'s outcome socket (under the fork lock): keeps its end, returns the child's.
+unique_fd open_outcome_channel(function_process& child, const std::string& name);
+/// After a fork or a spawn of `pid`: watches its group and attaches `child` to it, or kills and
+/// reaps it and throws spawn_failed if it cannot be watched (`pidfd` empty, `pidfd_error` why).
+void watch_started(function_process& child, int pid, unique_fd pidfd, int pidfd_error);
+
 struct function_process : process_core {
   // Prepared before the fork; its channel is set and attach() called around the fork.
   function_process(const asio::any_io_executor& ex, std::string name, const process_options& options,

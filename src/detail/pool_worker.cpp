@@ -1,7 +1,10 @@
 #include "pool_worker.hpp"
 
+#include "code_ref.hpp"
 #include "descriptors.hpp"
 #include "fork_child.hpp"
+#include "fork_lock.hpp"
+#include "spawn_process.hpp"
 #include "futex.hpp"
 #include "worker_link.hpp"
 
@@ -18,7 +21,11 @@
 #include <optional>
 #include <vector>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <poll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace herd::detail {
@@ -219,7 +226,12 @@ class worker_session {
 
   void run_trampoline(const link_header& header, std::string_view payload, link_header& answer, std::string& result) {
     try {
-      reinterpret_cast<task_entry>(static_cast<std::uintptr_t>(header.a))(header.b, payload, result);
+      std::uint64_t entry = header.a, callable = header.b;
+      if (start_.addresses != nullptr) {
+        entry = start_.addresses->translate(entry);
+        if (callable != 0) callable = start_.addresses->translate(callable);
+      }
+      reinterpret_cast<task_entry>(static_cast<std::uintptr_t>(entry))(callable, payload, result);
     } catch (...) {
       answer.kind = link_kind::exception;
       result = current_exception_record();
@@ -301,6 +313,51 @@ class worker_session {
 };
 
 }  // namespace
+
+std::string spawned_worker_role(int parent, const std::string& name, const worker_start& start) {
+  return "pool-worker " + std::to_string(parent) + " " + std::to_string(start.ring_capacity) + " " +
+         std::to_string(start.quota) + " " + std::to_string(start.concurrency) + " " + name;
+}
+
+bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& name, worker_start& start) {
+  const std::string text(role);
+  unsigned long long ring = 0, quota = 0, concurrency = 0;
+  int name_at = 0;
+  if (std::sscanf(text.c_str(), "pool-worker %d %llu %llu %llu %n", &parent, &ring, &quota, &concurrency, &name_at) !=
+          4 ||
+      name_at <= 0 || ring == 0 || concurrency == 0)
+    return false;
+  name = text.substr(static_cast<std::size_t>(name_at));
+  start.ring_capacity = ring;
+  start.quota = quota;
+  start.concurrency = concurrency;
+  return true;
+}
+
+[[noreturn]] void run_spawned_pool_worker(std::string_view role, std::string_view modules) noexcept {
+  static int parent = 0;
+  static std::string name;
+  static worker_start start;
+  if (!parse_spawned_worker_role(role, parent, name, start)) {
+    std::fprintf(stderr, "herd: a spawned pool worker cannot read its role '%.*s'\n", static_cast<int>(role.size()),
+                 role.data());
+    std::_Exit(1);
+  }
+  // It dies with the pool's process, as a forked worker does.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (::getppid() != parent) std::_Exit(1);
+  fork_state().process_name = &name;
+  start.memory = spawned_first_fd;
+  start.wake_me = spawned_first_fd + 1;
+  start.wake_parent = spawned_first_fd + 2;
+  auto body = [&](result_sink& sink) {
+    const address_map addresses(modules);
+    start.addresses = &addresses;
+    run_pool_worker(start, {});
+    sink.send_value({});
+  };
+  finish_child(spawned_channel_fd, child_body(body));
+}
 
 void run_pool_worker(const worker_start& start, const std::function<void()>& initializer) {
   worker_session session(start);

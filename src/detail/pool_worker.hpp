@@ -6,8 +6,12 @@
 
 #include <cstddef>
 #include <functional>
+#include <string>
+#include <string_view>
 
 namespace herd::detail {
+
+class address_map;
 
 /// What a worker is given: its link's memfd, its own wake-up eventfd, the pool's, the ring size,
 /// how many tasks it runs before it leaves (0: no limit), how many coroutine tasks at once.
@@ -18,7 +22,16 @@ struct worker_start {
   std::size_t ring_capacity = 0;
   std::size_t quota = 0;
   std::size_t concurrency = 1;  // coroutine tasks it runs at once
+  /// A spawned worker: the pool's code addresses, translated into this process's (null: the
+  /// same address space, a fork).
+  const address_map* addresses = nullptr;
 };
+
+/// What a spawned worker is told in its role (the descriptors are 4, 5 and 6): the pool's pid,
+/// the worker's name, the ring size, quota and concurrency. Pure, both ways.
+std::string spawned_worker_role(int parent, const std::string& name, const worker_start& start);
+/// Reads it back; false if it is not one.
+bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& name, worker_start& start);
 
 /// Runs the worker until it is told to quit or its quota is done; an initializer's exception
 /// escapes (the worker's outcome then says why, and the pool fails with initializer_failed).

@@ -1,0 +1,103 @@
+// Start methods (issue 12): the cost of making a pool of two workers and getting its first
+// answer, per start method, with a parent of 0, 200 MiB and 1 GiB of touched memory; and how
+// late a 1 ms ticker on the same loop runs while a pool replaces SIGKILLed workers (what every
+// other connection of a server would feel). Twin: bench/python/start.py.
+#include <herd/herd.hpp>
+
+#include "harness.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sys/mman.h>
+
+namespace asio = boost::asio;
+using namespace herd_bench;
+
+namespace {
+
+constexpr int trials = 5;
+constexpr int kills = 10;
+
+int triv(int x) { return x + 1; }
+int my_pid() { return ::getpid(); }
+
+const char* name_of(herd::start_method m) { return m == herd::start_method::spawn ? "spawn" : "fork"; }
+
+// A parent of `mib` MiB, every page touched (a fork copies page tables for all of it).
+void* grow(std::size_t mib) {
+  if (mib == 0) return nullptr;
+  void* memory = ::mmap(nullptr, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) std::abort();
+  std::memset(memory, 1, mib << 20);
+  return memory;
+}
+
+asio::awaitable<void> pool_start(asio::any_io_executor ex, herd::start_method method, std::size_t mib) {
+  std::vector<double> samples;
+  for (int t = 0; t < trials; ++t) {
+    const auto start = clock::now();
+    herd::pool pool(ex, {.processes = 2, .start_method = method});
+    if (co_await pool.async_apply(triv, 1) != 2) std::abort();
+    samples.push_back(micros_since(start) / 1000);
+  }
+  report(std::string("herd_pool_start_") + name_of(method) + "_" + std::to_string(mib) + "mib", median(samples), "ms");
+}
+
+// A 1 ms ticker beside a pool of two whose workers are SIGKILLed one after another: the
+// ticker's worst lateness (one tick's, not accumulated) while the pool replaces them.
+asio::awaitable<void> replacement_stall(asio::any_io_executor ex, herd::start_method method, std::size_t mib) {
+  herd::pool pool(ex, {.processes = 2, .start_method = method});
+  co_await pool.async_apply(triv, 1);
+  bool ticking = true;
+  double worst = 0;
+  asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+    asio::steady_timer tick(ex);
+    while (ticking) {
+      const auto due = clock::now() + std::chrono::milliseconds(1);
+      tick.expires_at(due);
+      co_await tick.async_wait(asio::deferred);
+      worst = std::max(worst, std::chrono::duration<double, std::milli>(clock::now() - due).count());
+    }
+  }, asio::detached);
+  for (int k = 0; k < kills; ++k) {
+    const int victim = co_await pool.async_apply(my_pid);
+    ::kill(victim, SIGKILL);
+    while (co_await pool.async_apply(my_pid) == victim) {
+    }
+    asio::steady_timer gap(ex, std::chrono::milliseconds(5));
+    co_await gap.async_wait(asio::deferred);
+  }
+  ticking = false;
+  report(std::string("herd_pool_replace_ticker_late_") + name_of(method) + "_" + std::to_string(mib) + "mib", worst,
+         "ms");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  herd::init(argc, argv);  // spawned workers take their role here
+  asio::io_context io;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    std::size_t grown = 0;
+    for (const std::size_t mib : {std::size_t{0}, std::size_t{200}, std::size_t{1024}}) {
+      grow(mib - grown);
+      grown = mib;
+      // Spawn first: the teardown of forked workers of a large parent would still run beside it.
+      for (const auto method : {herd::start_method::spawn, herd::start_method::fork}) {
+        co_await pool_start(io.get_executor(), method, mib);
+        co_await replacement_stall(io.get_executor(), method, mib);
+      }
+    }
+  }, [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  io.run();
+}

@@ -1,0 +1,143 @@
+// The spawn start method: a child that is this program run again, and herd::init, where such a
+// child takes its role before the application's main goes on.
+#include <herd/start_method.hpp>
+
+#include "detail/child_registry.hpp"
+#include "detail/code_ref.hpp"
+#include "detail/descriptors.hpp"
+#include "detail/fork_child.hpp"
+#include "detail/fork_lock.hpp"
+#include "detail/reap.hpp"
+#include "detail/spawn_process.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace herd {
+namespace detail {
+namespace {
+
+std::atomic<bool> init_called{false};
+std::atomic<start_method> default_method{start_method::fork};
+std::string program_name = "herd-worker";  // argv[0], for the spawned processes' own argv[0]
+
+struct spawn_attributes {
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_t actions;
+  spawn_attributes() {
+    ::posix_spawnattr_init(&attributes);
+    ::posix_spawn_file_actions_init(&actions);
+  }
+  ~spawn_attributes() {
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attributes);
+  }
+};
+
+}  // namespace
+
+bool initialized() noexcept { return init_called.load(); }
+
+std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex, const process_options& options,
+                                                const std::type_info& function_type, const void* function_address,
+                                                const spawn_request& request) {
+  if (!initialized())
+    throw boost::system::system_error(errc::invalid_argument,
+                                      "herd: start_method::spawn runs this program again for '" + options.name +
+                                          "': call herd::init(argc, argv) first thing in main, so that the new "
+                                          "process takes its role there instead of running the application");
+  auto child = std::make_shared<function_process>(ex, options.name, options, function_type, function_address);
+  remember(child);
+  // What the new process needs, prepared before the lock: its environment and argv.
+  std::vector<std::string> variables;
+  for (char** entry = environ; *entry != nullptr; ++entry)
+    if (std::strncmp(*entry, "HERD_SPAWNED=", 13) != 0 && std::strncmp(*entry, "HERD_MODULES=", 13) != 0)
+      variables.emplace_back(*entry);
+  variables.push_back(std::string(spawned_role_variable) + "=" + request.role);
+  variables.push_back(std::string(spawned_modules_variable) + "=" + describe_loaded_modules());
+  std::vector<char*> envp;
+  for (std::string& v : variables) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  std::string argv0 = program_name;
+  char* argv[] = {argv0.data(), nullptr};
+
+  fork_guard guard;
+  unique_fd channel_write = open_outcome_channel(*child, options.name);
+  // Copies above the targets (3, 4, …), so that no dup2 of the new process overwrites a source
+  // it has not copied yet; close-on-exec, so that only the targets stay open in it.
+  const int highest_target = spawned_first_fd + static_cast<int>(request.descriptors.size());
+  std::vector<unique_fd> sources;
+  const auto keep_above = [&](int fd) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, highest_target + 1);
+    if (copy < 0)
+      throw boost::system::system_error(errc::spawn_failed,
+                                        "herd: cannot start '" + options.name + "': dup: " + std::strerror(errno));
+    sources.emplace_back(copy);
+    return copy;
+  };
+  spawn_attributes spawn;
+  ::posix_spawn_file_actions_adddup2(&spawn.actions, keep_above(channel_write.get()), spawned_channel_fd);
+  for (std::size_t i = 0; i < request.descriptors.size(); ++i)
+    ::posix_spawn_file_actions_adddup2(&spawn.actions, keep_above(request.descriptors[i]),
+                                       spawned_first_fd + static_cast<int>(i));
+  ::posix_spawn_file_actions_addclosefrom_np(&spawn.actions, highest_target);
+  // Its own process group, default signal handlers, nothing blocked (fork trap 2).
+  sigset_t all, none;
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  sigemptyset(&none);
+  ::posix_spawnattr_setsigdefault(&spawn.attributes, &all);
+  ::posix_spawnattr_setsigmask(&spawn.attributes, &none);
+  ::posix_spawnattr_setpgroup(&spawn.attributes, 0);
+  ::posix_spawnattr_setflags(&spawn.attributes,
+                             POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = 0;
+  const int error = ::posix_spawn(&pid, "/proc/self/exe", &spawn.actions, &spawn.attributes, argv, envp.data());
+  channel_write.reset();
+  sources.clear();
+  if (error != 0) {
+    child->close_channel();
+    throw boost::system::system_error(errc::spawn_failed, "herd: cannot start '" + options.name +
+                                                              "': posix_spawn /proc/self/exe: " + std::strerror(error));
+  }
+  unique_fd pidfd(open_pidfd(pid));
+  const int pidfd_error = errno;
+  watch_started(*child, pid, std::move(pidfd), pidfd_error);
+  return child;
+}
+
+}  // namespace detail
+
+void set_start_method(start_method method) noexcept { detail::default_method = method; }
+start_method get_start_method() noexcept { return detail::default_method.load(); }
+
+void init(int argc, char** argv) {
+  detail::init_called = true;
+  if (argc > 0 && argv != nullptr && argv[0] != nullptr) detail::program_name = argv[0];
+  const char* role = std::getenv(detail::spawned_role_variable);
+  if (role == nullptr) return;
+  // A spawned process: its role, then _exit; the application's main never goes on here.
+  const std::string what(role);
+  const char* modules = std::getenv(detail::spawned_modules_variable);
+  const std::string table(modules != nullptr ? modules : "");
+  ::unsetenv(detail::spawned_role_variable);
+  ::unsetenv(detail::spawned_modules_variable);
+  if (what.rfind("pool-worker ", 0) == 0) detail::run_spawned_pool_worker(what, table);
+  std::fprintf(stderr, "herd: this process was spawned for an unknown role '%s'\n", what.c_str());
+  std::_Exit(1);
+}
+
+}  // namespace herd
