@@ -288,6 +288,19 @@ TEST_CASE("pool scheduler: a cancelled task that ends by itself frees its place 
   CHECK(s.workers().size() == 1);
 }
 
+TEST_CASE("pool scheduler: a worker running fewer tasks than its concurrency is never taken for stalled") {
+  pool_limits limits = workers(1);
+  limits.concurrency = 4;
+  pool_scheduler s = started(limits);
+  pool_scheduler::actions out;
+  s.at(0ms);
+  s.submit(1, out);
+  // Long after the first was sent, with no answer yet: the other three places still get tasks.
+  s.at(50ms);
+  for (pool_scheduler::task_id t = 2; t <= 4; ++t) s.submit(t, out);
+  CHECK(of_kind(out, action::send).size() == 4);
+}
+
 TEST_CASE("pool scheduler: close lets queued tasks finish then retires every worker") {
   pool_scheduler s = started(workers(2));
   pool_scheduler::actions out;

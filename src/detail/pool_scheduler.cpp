@@ -212,7 +212,8 @@ void pool_scheduler::dispatch(actions& out) {
     worker_record* best = nullptr;
     worker_id best_id = 0;
     for (auto& [id, w] : workers_) {
-      if (w.leaving || w.holding.size() >= limit || (!w.holding.empty() && stalled(w))) continue;
+      // A worker with a free place to run a task (concurrency) is not held up by a long one.
+      if (w.leaving || w.holding.size() >= limit || (w.holding.size() >= limits_.concurrency && stalled(w))) continue;
       if (!best || w.holding.size() < best->holding.size() ||
           (w.holding.size() == best->holding.size() && id < best_id)) {
         best = &w;
