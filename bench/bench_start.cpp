@@ -29,7 +29,9 @@ constexpr int kills = 10;
 int triv(int x) { return x + 1; }
 int my_pid() { return ::getpid(); }
 
-const char* name_of(herd::start_method m) { return m == herd::start_method::spawn ? "spawn" : "fork"; }
+const char* name_of(herd::start_method m) {
+  return m == herd::start_method::spawn ? "spawn" : m == herd::start_method::forkserver ? "forkserver" : "fork";
+}
 
 // A parent of `mib` MiB, every page touched (a fork copies page tables for all of it).
 void* grow(std::size_t mib) {
@@ -83,15 +85,17 @@ asio::awaitable<void> replacement_stall(asio::any_io_executor ex, herd::start_me
 }  // namespace
 
 int main(int argc, char** argv) {
-  herd::init(argc, argv);  // spawned workers take their role here
+  herd::init(argc, argv);  // spawned workers and the forkserver take their role here
+  herd::set_start_method(herd::start_method::forkserver);  // started while the parent is small
+  herd::set_start_method(herd::start_method::fork);
   asio::io_context io;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     std::size_t grown = 0;
     for (const std::size_t mib : {std::size_t{0}, std::size_t{200}, std::size_t{1024}}) {
       grow(mib - grown);
       grown = mib;
-      // Spawn first: the teardown of forked workers of a large parent would still run beside it.
-      for (const auto method : {herd::start_method::spawn, herd::start_method::fork}) {
+      // Fork last: the teardown of forked workers of a large parent would still run beside the next.
+      for (const auto method : {herd::start_method::spawn, herd::start_method::forkserver, herd::start_method::fork}) {
         co_await pool_start(io.get_executor(), method, mib);
         co_await replacement_stall(io.get_executor(), method, mib);
       }

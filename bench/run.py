@@ -80,13 +80,15 @@ rows = [
     ("CPU-bound split, speed-up over serial: herd", f["herd_cpu_speedup"][0], ">= 1.9"),
     ("CPU-bound split, speed-up over serial: Python", f["python_cpu_speedup"][0], "(1.7-1.8 expected)"),
 ]
-for method in ("spawn", "fork"):
+for method in ("spawn", "forkserver", "fork"):
     for mib in (0, 200, 1024):
         rows.append((f"pool of 2 up, {method}, {mib} MiB parent: Python / herd",
                      ratio(f"python_pool_start_{method}_{mib}mib", f"herd_pool_start_{method}_{mib}mib"),
-                     ">= 5" if method == "spawn" else "(a fork's copy: the kernel's, for both)"))
+                     ">= 5" if method != "fork" else "(a fork's copy: the kernel's, for both)"))
 rows.append(("spawned pool start, 1 GiB / empty parent (herd)",
              ratio("herd_pool_start_spawn_1024mib", "herd_pool_start_spawn_0mib"), "~1 (flat)"))
+rows.append(("forkserver pool start, 1 GiB / empty parent (herd)",
+             ratio("herd_pool_start_forkserver_1024mib", "herd_pool_start_forkserver_0mib"), "~1 (flat)"))
 # Recovery from a worker's SIGKILL: absolute figures (ms), side by side.
 for name, metric, target in [
     ("killed task fails after: herd", "herd_pool_kill_failure_ms", "<= 5 ms"),
@@ -97,6 +99,7 @@ for name, metric, target in [
     ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
     ("1 ms ticker late, replacing workers, fork, 1 GiB", "herd_pool_replace_ticker_late_fork_1024mib", "(fork stalls)"),
     ("1 ms ticker late, replacing workers, spawn, 1 GiB", "herd_pool_replace_ticker_late_spawn_1024mib", "<= 5 ms"),
+    ("1 ms ticker late, replacing workers, forkserver, 1 GiB", "herd_pool_replace_ticker_late_forkserver_1024mib", "<= 5 ms"),
 ]:
     if metric in f:
         rows.append((name + " (ms)", f[metric][0], target))

@@ -148,18 +148,16 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
   static void validate(const pool_options& o) {
     const herd::start_method method = o.start_method.value_or(get_start_method());
-    if (method == herd::start_method::forkserver)
-      throw boost::system::system_error(errc::invalid_argument,
-                                        "herd: pool '" + o.name + "': start_method::forkserver is not available yet; "
-                                                                  "use fork or spawn");
-    if (method == herd::start_method::spawn && o.initializer)
+    if (method != herd::start_method::fork && o.initializer)
       throw boost::system::system_error(errc::invalid_argument,
                                         "herd: pool '" + o.name + "': an initializer (a std::function) cannot travel "
-                                                                  "to spawned workers; use start_method::fork for it");
-    if (method == herd::start_method::spawn && !initialized())
+                                                                  "to spawned or forkserver workers; use "
+                                                                  "start_method::fork for it");
+    if (method != herd::start_method::fork && !initialized())
       throw boost::system::system_error(errc::invalid_argument,
-                                        "herd: pool '" + o.name + "': start_method::spawn runs this program again: "
-                                                                  "call herd::init(argc, argv) first thing in main");
+                                        "herd: pool '" + o.name + "': start_method::spawn and forkserver run this "
+                                                                  "program again: call herd::init(argc, argv) first "
+                                                                  "thing in main");
     if (o.concurrency_per_worker == 0 || o.concurrency_per_worker > max_worker_concurrency)
       throw boost::system::system_error(errc::invalid_argument,
                                         "herd: pool '" + o.name + "': concurrency_per_worker is " +
@@ -474,7 +472,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     worker_options.stop = options.stop;
     std::shared_ptr<function_process> process;
     try {
-      if (method == herd::start_method::spawn) {
+      if (method != herd::start_method::fork) {
         worker_start start;
         start.ring_capacity = ring_capacity();
         start.quota = w.quota;
@@ -482,7 +480,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         spawn_request request;
         request.role = spawned_worker_role(::getpid(), w.name, start);
         request.descriptors = {w.memory.get(), w.wake.get(), watch.native_handle()};
-        process = spawn_process(workers_ex, worker_options, typeid(pool), nullptr, request);
+        process = start_role_process(workers_ex, worker_options, typeid(pool), nullptr, request, method);
       } else {
         process = fork_worker_process(w, worker_options);
       }

@@ -50,22 +50,22 @@ struct spawn_attributes {
 
 bool initialized() noexcept { return init_called.load(); }
 
-std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex, const process_options& options,
-                                                const std::type_info& function_type, const void* function_address,
-                                                const spawn_request& request) {
+void require_init(const std::string& what) {
   if (!initialized())
     throw boost::system::system_error(errc::invalid_argument,
-                                      "herd: start_method::spawn runs this program again for '" + options.name +
+                                      "herd: start_method::spawn and forkserver run this program again for '" + what +
                                           "': call herd::init(argc, argv) first thing in main, so that the new "
                                           "process takes its role there instead of running the application");
-  auto child = std::make_shared<function_process>(ex, options.name, options, function_type, function_address);
-  remember(child);
-  // What the new process needs, prepared before the lock: its environment and argv.
+}
+
+int spawn_self(const std::string& role, const std::vector<int>& descriptors, const std::string& what) {
+  require_init(what);
+  // Its environment and argv, prepared before anything is duplicated.
   std::vector<std::string> variables;
   for (char** entry = environ; *entry != nullptr; ++entry)
     if (std::strncmp(*entry, "HERD_SPAWNED=", 13) != 0 && std::strncmp(*entry, "HERD_MODULES=", 13) != 0)
       variables.emplace_back(*entry);
-  variables.push_back(std::string(spawned_role_variable) + "=" + request.role);
+  variables.push_back(std::string(spawned_role_variable) + "=" + role);
   variables.push_back(std::string(spawned_modules_variable) + "=" + describe_loaded_modules());
   std::vector<char*> envp;
   for (std::string& v : variables) envp.push_back(v.data());
@@ -73,25 +73,18 @@ std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex,
   std::string argv0 = program_name;
   char* argv[] = {argv0.data(), nullptr};
 
-  fork_guard guard;
-  unique_fd channel_write = open_outcome_channel(*child, options.name);
   // Copies above the targets (3, 4, …), so that no dup2 of the new process overwrites a source
   // it has not copied yet; close-on-exec, so that only the targets stay open in it.
-  const int highest_target = spawned_first_fd + static_cast<int>(request.descriptors.size());
+  const int highest_target = spawned_channel_fd + static_cast<int>(descriptors.size());
   std::vector<unique_fd> sources;
-  const auto keep_above = [&](int fd) {
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, highest_target + 1);
-    if (copy < 0)
-      throw boost::system::system_error(errc::spawn_failed,
-                                        "herd: cannot start '" + options.name + "': dup: " + std::strerror(errno));
-    sources.emplace_back(copy);
-    return copy;
-  };
   spawn_attributes spawn;
-  ::posix_spawn_file_actions_adddup2(&spawn.actions, keep_above(channel_write.get()), spawned_channel_fd);
-  for (std::size_t i = 0; i < request.descriptors.size(); ++i)
-    ::posix_spawn_file_actions_adddup2(&spawn.actions, keep_above(request.descriptors[i]),
-                                       spawned_first_fd + static_cast<int>(i));
+  for (std::size_t i = 0; i < descriptors.size(); ++i) {
+    const int copy = ::fcntl(descriptors[i], F_DUPFD_CLOEXEC, highest_target + 1);
+    if (copy < 0)
+      throw boost::system::system_error(errc::spawn_failed, "herd: cannot start '" + what + "': dup: " + std::strerror(errno));
+    sources.emplace_back(copy);
+    ::posix_spawn_file_actions_adddup2(&spawn.actions, copy, spawned_channel_fd + static_cast<int>(i));
+  }
   ::posix_spawn_file_actions_addclosefrom_np(&spawn.actions, highest_target);
   // Its own process group, default signal handlers, nothing blocked (fork trap 2).
   sigset_t all, none;
@@ -106,13 +99,31 @@ std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex,
                              POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid = 0;
   const int error = ::posix_spawn(&pid, "/proc/self/exe", &spawn.actions, &spawn.attributes, argv, envp.data());
-  channel_write.reset();
-  sources.clear();
-  if (error != 0) {
+  if (error != 0)
+    throw boost::system::system_error(errc::spawn_failed,
+                                      "herd: cannot start '" + what + "': posix_spawn /proc/self/exe: " + std::strerror(error));
+  return pid;
+}
+
+std::shared_ptr<function_process> start_role_process(const asio::any_io_executor& ex, const process_options& options,
+                                                     const std::type_info& function_type, const void* function_address,
+                                                     const spawn_request& request, herd::start_method method) {
+  require_init(options.name);
+  auto child = std::make_shared<function_process>(ex, options.name, options, function_type, function_address);
+  remember(child);
+  fork_guard guard;
+  unique_fd channel_write = open_outcome_channel(*child, options.name);
+  std::vector<int> descriptors{channel_write.get()};
+  descriptors.insert(descriptors.end(), request.descriptors.begin(), request.descriptors.end());
+  int pid = 0;
+  try {
+    pid = method == herd::start_method::forkserver ? forkserver_start(request.role, descriptors, options.name)
+                                                   : spawn_self(request.role, descriptors, options.name);
+  } catch (...) {
     child->close_channel();
-    throw boost::system::system_error(errc::spawn_failed, "herd: cannot start '" + options.name +
-                                                              "': posix_spawn /proc/self/exe: " + std::strerror(error));
+    throw;
   }
+  channel_write.reset();
   unique_fd pidfd(open_pidfd(pid));
   const int pidfd_error = errno;
   watch_started(*child, pid, std::move(pidfd), pidfd_error);
@@ -121,7 +132,12 @@ std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex,
 
 }  // namespace detail
 
-void set_start_method(start_method method) noexcept { detail::default_method = method; }
+void set_start_method(start_method method) {
+  // The forkserver starts now, from this thread (its children die with the thread that started
+  // it: call this from main's).
+  if (method == start_method::forkserver) detail::forkserver_ready();
+  detail::default_method = method;
+}
 start_method get_start_method() noexcept { return detail::default_method.load(); }
 
 void init(int argc, char** argv) {
@@ -136,6 +152,7 @@ void init(int argc, char** argv) {
   ::unsetenv(detail::spawned_role_variable);
   ::unsetenv(detail::spawned_modules_variable);
   if (what.rfind("pool-worker ", 0) == 0) detail::run_spawned_pool_worker(what, table);
+  if (what.rfind("forkserver ", 0) == 0) detail::run_forkserver(what, table);
   std::fprintf(stderr, "herd: this process was spawned for an unknown role '%s'\n", what.c_str());
   std::_Exit(1);
 }

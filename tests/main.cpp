@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
     herd::async_run(io.get_executor(), herd::command("true"), [](boost::system::error_code, herd::run_result) {});
     io.run();
   }
+  // The forkserver's socket lives as long as this process: made before tests count descriptors.
+  if (const char* method = std::getenv("HERD_TEST_START_METHOD"); method && std::string_view(method) == "forkserver")
+    herd::set_start_method(herd::start_method::forkserver);
   doctest::Context context;
   context.applyCommandLine(argc, argv);
   return context.run();

@@ -6,6 +6,8 @@
 #include "support/leak_check.hpp"
 #include "support/run.hpp"
 
+#include "detail/spawn_process.hpp"
+
 #include <herd/process.hpp>
 #include <herd/with_timeout.hpp>
 
@@ -194,12 +196,14 @@ asio::awaitable<int> spin_coroutine(int) {
   co_return 0;
 }
 
-// The start method the suite runs under: CTest runs it once as is (fork) and once more with
-// HERD_TEST_START_METHOD=spawn (tests/CMakeLists.txt).
+// The start method the suite runs under: CTest runs it as is (fork) and again with
+// HERD_TEST_START_METHOD=spawn and =forkserver (tests/CMakeLists.txt).
 herd::start_method method_under_test() {
   const char* method = std::getenv("HERD_TEST_START_METHOD");
-  return method != nullptr && std::string_view(method) == "spawn" ? herd::start_method::spawn
-                                                                  : herd::start_method::fork;
+  const std::string_view name = method != nullptr ? method : "";
+  return name == "spawn" ? herd::start_method::spawn
+         : name == "forkserver" ? herd::start_method::forkserver
+                                : herd::start_method::fork;
 }
 
 herd::pool_options small(std::size_t processes = 2) {
@@ -708,7 +712,7 @@ TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {
 TEST_CASE("pool: an initializer sets per-worker state and a failing one fails every task with its message") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
-    if (method_under_test() == herd::start_method::spawn) {
+    if (method_under_test() != herd::start_method::fork) {
       // A std::function does not travel to another copy of the program: refused, named.
       auto options = small(2);
       options.initializer = [] { set_worker_setting(42); };
@@ -748,13 +752,35 @@ TEST_CASE("pool: a forked worker sees the parent's memory and a spawned one star
     parent_mark = 7;
     herd::pool pool(ex, small(1));
     const int seen = co_await pool.async_apply(read_parent_mark);
-    CHECK(seen == (method_under_test() == herd::start_method::spawn ? 0 : 7));
+    CHECK(seen == (method_under_test() == herd::start_method::fork ? 7 : 0));
     // Coroutine tasks and map chunks travel the same way.
     CHECK(co_await pool.async_apply(async_double, 21) == 42);
     std::vector<int> xs{1, 2, 3};
     const std::vector<int> squares = co_await pool.async_map(square, xs);
     CHECK(squares == std::vector<int>{1, 4, 9});
     parent_mark = 0;
+  });
+}
+
+TEST_CASE("pool: a killed forkserver is started again at the next worker start and its workers serve on") {
+  herd::detail::forkserver_ready();  // its socket is this process's for good: before the count
+  leak_check leaks;
+  herd_test::run([](auto ex) -> asio::awaitable<void> {
+    auto options = small(1);
+    options.start_method = herd::start_method::forkserver;
+    herd::pool first(ex, options);
+    const int worker = co_await first.async_apply(my_pid);
+    const int server = herd::detail::forkserver_pid();
+    REQUIRE(server > 0);
+    CHECK(worker != server);
+    ::kill(server, SIGKILL);
+    CHECK(herd_test::wait_until_gone(server));
+    // Its worker is the application's child, not the server's: it lives on.
+    CHECK(co_await first.async_apply(my_pid) == worker);
+    herd::pool second(ex, options);
+    CHECK(co_await second.async_apply(square, 3) == 9);
+    CHECK(herd::detail::forkserver_pid() != server);
+    CHECK(herd::detail::forkserver_pid() > 0);
   });
 }
 

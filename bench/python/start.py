@@ -1,5 +1,5 @@
 """Python twin of bench/bench_start.cpp: making a multiprocessing.Pool of two and getting its
-first answer, per start method (fork, spawn), with a parent of 0, 200 MiB and 1 GiB of touched
+first answer, per start method (spawn, forkserver, fork), with a parent of 0, 200 MiB and 1 GiB of touched
 memory. Median of five; stdout carries only "metric value unit" lines."""
 import multiprocessing as mp
 import statistics
@@ -31,10 +31,11 @@ def pool_start(method, mib):
 
 
 if __name__ == "__main__":
+    mp.set_forkserver_preload([])
     ballast = []
     grown = 0
     for mib in (0, 200, 1024):
         ballast.append(bytearray(b"\x01") * ((mib - grown) << 20))
         grown = mib
-        for method in ("fork", "spawn"):
+        for method in ("spawn", "forkserver", "fork"):
             pool_start(method, mib)

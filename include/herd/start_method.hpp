@@ -12,11 +12,16 @@ namespace herd {
 ///   `main` does anything else: a clean memory, no inherited threads or locks, and a start cost
 ///   that does not grow with the parent. What it runs travels as code addresses checked against
 ///   the binary's build id.
-/// - `forkserver`: reserved; not available yet (a pool asked for it throws `invalid_argument`).
+/// - `forkserver`: a small server — this program spawned once, single-threaded, serving in
+///   `herd::init` — forks each new process on request; the new process is still the caller's
+///   child. Starts as cheaply as spawn for the caller, and faster for the child (no program
+///   start); what travels is as with spawn.
 enum class start_method { fork, forkserver, spawn };
 
 /// The start method of pools that do not name one (Python's `set_start_method`); fork at first.
-void set_start_method(start_method method) noexcept;
+/// `forkserver` starts the forkserver now, from the calling thread (call it from main's thread:
+/// the forkserver's children die with the thread that started it).
+void set_start_method(start_method method);
 start_method get_start_method() noexcept;
 
 /// Call first thing in `main`. In the application it records that it was called and returns at

@@ -335,6 +335,17 @@ bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& 
 }
 
 [[noreturn]] void run_spawned_pool_worker(std::string_view role, std::string_view modules) noexcept {
+  static const address_map* addresses = nullptr;
+  try {
+    addresses = new address_map(modules);
+  } catch (...) {
+    std::fprintf(stderr, "herd: a spawned pool worker cannot read the pool's module table\n");
+    std::_Exit(1);
+  }
+  run_pool_worker_role(role, *addresses);
+}
+
+[[noreturn]] void run_pool_worker_role(std::string_view role, const address_map& addresses) noexcept {
   static int parent = 0;
   static std::string name;
   static worker_start start;
@@ -350,9 +361,8 @@ bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& 
   start.memory = spawned_first_fd;
   start.wake_me = spawned_first_fd + 1;
   start.wake_parent = spawned_first_fd + 2;
+  start.addresses = &addresses;
   auto body = [&](result_sink& sink) {
-    const address_map addresses(modules);
-    start.addresses = &addresses;
     run_pool_worker(start, {});
     sink.send_value({});
   };

@@ -5,6 +5,8 @@
 
 #include "function_process.hpp"
 
+#include <herd/start_method.hpp>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -12,6 +14,8 @@
 #include <vector>
 
 namespace herd::detail {
+
+class address_map;
 
 /// The variable a spawned process finds its role in; herd::init looks for it.
 inline constexpr const char* spawned_role_variable = "HERD_SPAWNED";
@@ -26,16 +30,32 @@ struct spawn_request {
   std::vector<int> descriptors;  // handed over as 4, 5, 6… in this order
 };
 
-/// Runs this program again as a child for `request`, watched like a forked function child
-/// (stop policy, pidfd, group watchdog, outcome channel). Requires herd::init in main.
-std::shared_ptr<function_process> spawn_process(const asio::any_io_executor& ex, const process_options& options,
-                                                const std::type_info& function_type, const void* function_address,
-                                                const spawn_request& request);
+/// Starts a child for `request`, watched like a forked function child (stop policy, pidfd, group
+/// watchdog, outcome channel): by spawn (this program run again) or by the forkserver (a fork
+/// of a spawned, single-threaded copy of it). Requires herd::init in main.
+std::shared_ptr<function_process> start_role_process(const asio::any_io_executor& ex, const process_options& options,
+                                                     const std::type_info& function_type, const void* function_address,
+                                                     const spawn_request& request, herd::start_method method);
+
+/// Runs this program again with `role`; `descriptors` become 3, 4, … in it. Returns its pid.
+int spawn_self(const std::string& role, const std::vector<int>& descriptors, const std::string& what);
+
+/// Asks the forkserver (started if it is not running, started again once if it died) for a
+/// child of this process with `role`; `descriptors` become 3, 4, … in it. Returns its pid.
+int forkserver_start(const std::string& role, const std::vector<int>& descriptors, const std::string& what);
+/// Starts the forkserver if it is not running.
+void forkserver_ready();
+/// The forkserver's pid (0: none), a child of this process that is not a task's.
+int forkserver_pid() noexcept;
+/// In the forkserver: serves requests until the application closes its socket.
+[[noreturn]] void run_forkserver(std::string_view role, std::string_view modules) noexcept;
 
 /// Whether herd::init has run in this process (spawn runs main again: it must hand over at once).
 bool initialized() noexcept;
 
 /// In a spawned pool worker: runs it to its end (pool_worker.cpp).
 [[noreturn]] void run_spawned_pool_worker(std::string_view role, std::string_view modules) noexcept;
+/// In a pool worker forked by the forkserver, whose layout `addresses` translates into.
+[[noreturn]] void run_pool_worker_role(std::string_view role, const address_map& addresses) noexcept;
 
 }  // namespace herd::detail
