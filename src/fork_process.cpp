@@ -52,18 +52,11 @@ void read_outcome(int fd, std::string& received) noexcept {
   if (fd < 0) return;
   try {
     std::vector<char> buffer(64 * 1024);
+    std::vector<unique_fd> memories;
     for (;;) {
-      iovec part{buffer.data(), buffer.size()};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-      msghdr message{};
-      message.msg_iov = &part;
-      message.msg_iovlen = 1;
-      message.msg_control = control;
-      message.msg_controllen = sizeof control;
-      const ssize_t n = ::recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-      if (n < 0 && errno == EINTR) continue;
+      int flags = 0;
+      const ssize_t n = receive_with_descriptors(fd, buffer, MSG_DONTWAIT, 4, memories, flags);
       if (n <= 0) return;  // all of it (or the peer never sent anything)
-      const std::vector<unique_fd> memories = received_descriptors(message);
       // A memfd arrives with its marker, the last byte of this read.
       received += outcome_part_of_read(std::string_view(buffer.data(), static_cast<std::size_t>(n)), memories.size());
       for (const unique_fd& memory : memories) {

@@ -80,13 +80,7 @@ bool ask(forkserver_client& c, const std::string& role, const std::vector<int>& 
   msghdr message{};
   message.msg_iov = &part;
   message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = CMSG_SPACE(sizeof(int) * descriptors.size());
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int) * descriptors.size());
-  std::memcpy(CMSG_DATA(header), descriptors.data(), sizeof(int) * descriptors.size());
+  attach_descriptors(message, control, CMSG_SPACE(sizeof(int) * descriptors.size()), descriptors);
   ssize_t sent;
   while ((sent = ::sendmsg(c.socket.get(), &message, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
   }
@@ -153,18 +147,11 @@ int forkserver_start(const std::string& role, const std::vector<int>& descriptor
     std::_Exit(1);
   }
   std::vector<char> buffer(max_role);
+  std::vector<unique_fd> received;
   for (;;) {
-    iovec part{buffer.data(), buffer.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_descriptors)];
-    msghdr message{};
-    message.msg_iov = &part;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
+    int flags = 0;
+    const ssize_t n = receive_with_descriptors(socket, buffer, 0, max_descriptors, received, flags);
     if (n <= 0) std::_Exit(0);  // the application closed its end: it is gone or done
-    std::vector<unique_fd> received = received_descriptors(message);
     const std::string child_role(buffer.data(), static_cast<std::size_t>(n));
     // CLONE_PARENT: the child is the application's, which watches and reaps it.
     const long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, nullptr, nullptr, 0);

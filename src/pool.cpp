@@ -329,8 +329,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     w->second->touched = true;
     // A loop that went to sleep after the last answer would be woken for this one, which costs
     // more than the whole round trip of a short task: it looks for the answer instead.
-    polling_since = std::chrono::steady_clock::now();
-    if (keep_polling(false)) poll_soon();
+    if (keep_polling(true)) poll_soon();
     if (options.task_timeout.count() > 0) arm_timeout(options.task_timeout);
   }
 
@@ -473,12 +472,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     std::shared_ptr<function_process> process;
     try {
       if (method != herd::start_method::fork) {
-        worker_start start;
-        start.ring_capacity = ring_capacity();
-        start.quota = w.quota;
-        start.concurrency = options.concurrency_per_worker;
         spawn_request request;
-        request.role = spawned_worker_role(::getpid(), w.name, start);
+        request.role = spawned_worker_role(::getpid(), w.name, worker_start_of(w));
         request.descriptors = {w.memory.get(), w.wake.get(), watch.native_handle()};
         process = start_role_process(workers_ex, worker_options, typeid(pool), nullptr, request, method);
       } else {
@@ -498,22 +493,28 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     });
   }
 
+  // What every worker is told, whatever starts it (its descriptors are the start method's).
+  worker_start worker_start_of(const worker_record& w) const {
+    worker_start start;
+    start.ring_capacity = ring_capacity();
+    start.quota = w.quota;
+    start.concurrency = options.concurrency_per_worker;
+    return start;
+  }
+
   std::shared_ptr<function_process> fork_worker_process(worker_record& w, const process_options& worker_options) {
     std::shared_ptr<function_process> process;
     {
       // The worker's copies of its descriptors are made, handed over and closed under the fork
       // lock: no other fork keeps one (the parent's own stay fork exclusions).
       fork_guard guard;
-      worker_start start;
+      worker_start start = worker_start_of(w);
       unique_fd memory(dup_fd(w.memory.get()));
       unique_fd wake_me(dup_fd(w.wake.get()));
       unique_fd wake_parent(dup_fd(watch.native_handle()));
       start.memory = memory.get();
       start.wake_me = wake_me.get();
       start.wake_parent = wake_parent.get();
-      start.ring_capacity = ring_capacity();
-      start.quota = w.quota;
-      start.concurrency = options.concurrency_per_worker;
       const std::function<void()>& initializer = options.initializer;
       auto body = [&](result_sink& sink) {
         run_pool_worker(start, initializer);
@@ -714,9 +715,10 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
   // idle (so a core is free for it). A sleeping loop costs ~20 µs to wake on a VM, most of a
   // short task's round trip; this costs a little CPU of the loop's thread, and other handlers
   // still run in between.
-  bool keep_polling(bool answered) {
+  // `fresh`: an answer came or a task went out just now: the 100 µs of looking start again.
+  bool keep_polling(bool fresh) {
     const auto now = std::chrono::steady_clock::now();
-    if (answered) polling_since = now;
+    if (fresh) polling_since = now;
     const auto counters = scheduler.counters();
     const bool worth_it = counters.running != 0 && counters.running < workers.size() &&
                           scheduler.mean_run_time() < std::chrono::microseconds(50) &&

@@ -108,7 +108,6 @@ int spawn_self(const std::string& role, const std::vector<int>& descriptors, con
 std::shared_ptr<function_process> start_role_process(const asio::any_io_executor& ex, const process_options& options,
                                                      const std::type_info& function_type, const void* function_address,
                                                      const spawn_request& request, herd::start_method method) {
-  require_init(options.name);
   auto child = std::make_shared<function_process>(ex, options.name, options, function_type, function_address);
   remember(child);
   fork_guard guard;

@@ -58,29 +58,20 @@ error_code send_packet(int fd, std::string_view packet, int descriptor, bool blo
 
 error_code receive_packet(int fd, std::vector<char>& buffer, bool block, received_packet& out) {
   if (buffer.size() < max_packet) buffer.resize(max_packet);
-  iovec data{buffer.data(), buffer.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_descriptors_per_packet)];
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  ssize_t n;
-  for (;;) {
-    n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
-    if (n >= 0) break;
-    if (errno == EINTR) continue;
+  int flags = 0;
+  const ssize_t n = receive_with_descriptors(fd, buffer, block ? 0 : MSG_DONTWAIT, max_descriptors_per_packet,
+                                             out.descriptors, flags);
+  if (n < 0) {
     if (errno == EAGAIN) return errc::would_block;
     if (errno == ECONNRESET) return errc::closed;
     return system_code(errno);
   }
-  out.descriptors = received_descriptors(message);
   // End of file, or a zero-length packet written raw into the socket (every packet herd sends
   // holds a record): only the end of file comes with a hang-up.
   if (n == 0 && out.descriptors.empty()) return hung_up(fd) ? errc::closed : errc::bad_message;
-  if ((message.msg_flags & MSG_TRUNC) != 0) return errc::bad_message;
+  if ((flags & MSG_TRUNC) != 0) return errc::bad_message;
   out.size = static_cast<std::size_t>(n);
-  out.descriptors_dropped = (message.msg_flags & MSG_CTRUNC) != 0;
+  out.descriptors_dropped = (flags & MSG_CTRUNC) != 0;
   return {};
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -53,8 +54,9 @@ std::vector<loaded_module> read_modules() {
   return modules;
 }
 
-// The modules, read again whenever a library has been loaded or unloaded since.
-std::vector<loaded_module> modules_now() {
+// The modules, read again whenever a library has been loaded or unloaded since; shared, so a
+// caller holds the table it was given without copying it.
+std::shared_ptr<const std::vector<loaded_module>> modules_now() {
   struct counts {
     unsigned long long adds = 0, subs = 0;
   } now;
@@ -65,11 +67,11 @@ std::vector<loaded_module> modules_now() {
       },
       &now);
   static std::mutex mutex;
-  static std::vector<loaded_module> cached;
+  static std::shared_ptr<const std::vector<loaded_module>> cached;
   static counts seen{~0ull, ~0ull};
   std::lock_guard lock(mutex);
-  if (now.adds != seen.adds || now.subs != seen.subs) {
-    cached = read_modules();
+  if (!cached || now.adds != seen.adds || now.subs != seen.subs) {
+    cached = std::make_shared<const std::vector<loaded_module>>(read_modules());
     seen = now;
   }
   return cached;
@@ -109,7 +111,8 @@ std::string build_id_hex(std::string_view build_id) {
 
 code_ref code_ref_of(const void* address) {
   const auto at = reinterpret_cast<std::uintptr_t>(address);
-  for (const loaded_module& module : modules_now()) {
+  const auto modules = modules_now();  // held: another thread may read the table again
+  for (const loaded_module& module : *modules) {
     if (at < module.low || at >= module.high) continue;
     if (module.build_id.empty())
       throw boost::system::system_error(
@@ -125,7 +128,8 @@ code_ref code_ref_of(const void* address) {
 }
 
 const void* address_of(const code_ref& ref) {
-  for (const loaded_module& module : modules_now()) {
+  const auto modules = modules_now();  // held: another thread may read the table again
+  for (const loaded_module& module : *modules) {
     if (module.build_id != ref.build_id) continue;
     const std::uintptr_t at = module.bias + ref.offset;
     if (at < module.low || at >= module.high)
@@ -144,7 +148,8 @@ std::string describe_loaded_modules() {
   // One module a line: build id (hex, "-" for none), bias, low, high (hex).
   std::string text;
   char numbers[64];
-  for (const loaded_module& module : modules_now()) {
+  const auto modules = modules_now();  // held: another thread may read the table again
+  for (const loaded_module& module : *modules) {
     text += module.build_id.empty() ? "-" : build_id_hex(module.build_id);
     std::snprintf(numbers, sizeof numbers, " %lx %lx %lx\n", static_cast<unsigned long>(module.bias),
                   static_cast<unsigned long>(module.low), static_cast<unsigned long>(module.high));
@@ -154,7 +159,7 @@ std::string describe_loaded_modules() {
 }
 
 address_map::address_map(std::string_view described) {
-  const std::vector<loaded_module> here = modules_now();
+  const auto here = modules_now();
   while (!described.empty()) {
     const std::size_t end = described.find('\n');
     const std::string line(described.substr(0, end));
@@ -168,7 +173,7 @@ address_map::address_map(std::string_view described) {
     if (std::string_view(id) != "-") {
       for (std::size_t i = 0; id[i] != '\0' && id[i + 1] != '\0'; i += 2)
         s.build_id += static_cast<char>(std::stoi(std::string(id + i, 2), nullptr, 16));
-      for (const loaded_module& module : here) {
+      for (const loaded_module& module : *here) {
         if (module.build_id != s.build_id) continue;
         s.here = true;
         s.shift = static_cast<std::int64_t>(module.bias) - static_cast<std::int64_t>(bias);

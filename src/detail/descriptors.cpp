@@ -59,13 +59,34 @@ long write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept 
 }
 
 void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept {
+  attach_descriptors(message, control, control_size, std::span<const int>(&fd, 1));
+}
+
+void attach_descriptors(msghdr& message, char* control, std::size_t control_size, std::span<const int> fds) noexcept {
   message.msg_control = control;
   message.msg_controllen = control_size;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+}
+
+ssize_t receive_with_descriptors(int fd, std::span<char> data, int flags, std::size_t max_descriptors,
+                                 std::vector<unique_fd>& descriptors, int& message_flags) {
+  iovec part{data.data(), data.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_received_descriptors)];
+  msghdr message{};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = CMSG_SPACE(sizeof(int) * std::min(max_descriptors, max_received_descriptors));
+  ssize_t n;
+  while ((n = ::recvmsg(fd, &message, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  message_flags = message.msg_flags;
+  if (n >= 0) descriptors = received_descriptors(message);
+  return n;
 }
 
 std::vector<unique_fd> received_descriptors(msghdr& message) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include <sys/socket.h>
@@ -25,8 +26,18 @@ int poll_timeout_until(std::optional<std::chrono::steady_clock::time_point> dead
 /// Adds `fd` to `message` as SCM_RIGHTS ancillary data, written into `control`, which holds at
 /// least CMSG_SPACE(sizeof(int)) bytes aligned for cmsghdr. Plain memory writes: fork-child safe.
 void attach_descriptor(msghdr& message, char* control, std::size_t control_size, int fd) noexcept;
+/// The same for several: `control` holds at least CMSG_SPACE(sizeof(int) * fds.size()) bytes.
+void attach_descriptors(msghdr& message, char* control, std::size_t control_size, std::span<const int> fds) noexcept;
 /// Takes ownership of the descriptors a received message carried (SCM_RIGHTS).
 std::vector<unique_fd> received_descriptors(msghdr& message);
+
+/// The most descriptors receive_with_descriptors takes with one message.
+constexpr std::size_t max_received_descriptors = 16;
+/// One recvmsg into `data` (`flags` and MSG_CMSG_CLOEXEC), with room for `max_descriptors`
+/// descriptors (at most max_received_descriptors), which it takes into `descriptors`; retried
+/// on EINTR. Returns the byte count, or -1 with errno; `message_flags` gets msg_flags.
+ssize_t receive_with_descriptors(int fd, std::span<char> data, int flags, std::size_t max_descriptors,
+                                 std::vector<unique_fd>& descriptors, int& message_flags);
 /// The size of the file (a memfd) behind `fd`, if fstat can tell.
 std::optional<std::size_t> file_size(int fd) noexcept;
 /// Reads `length` bytes from offset 0 of `fd` (a memfd) into `out`; false if it holds fewer.
