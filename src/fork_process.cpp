@@ -72,9 +72,8 @@ void read_outcome(int fd, std::string& received) noexcept {
   }
 }
 
-std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
-                                               const std::type_info& function_type, const void* function_address,
-                                               child_body body) {
+std::string checked_child_name(const process_options& options, const std::type_info& function_type,
+                               const void* function_address) {
   if (this_process::is_daemon())
     throw boost::system::system_error(errc::daemon_cannot_start_children,
                                       "herd: process '" + this_process::name() + "' is a daemon and cannot start '" +
@@ -92,8 +91,13 @@ std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, 
                                                                     describe_function(function_type, function_address) +
                                                                     ": process_options.env: " + problem);
   }
-  const std::string name =
-      options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
+  return options.name.empty() ? "process-" + std::to_string(++next_process_number) : options.name;
+}
+
+std::shared_ptr<function_process> fork_process(const asio::any_io_executor& ex, const process_options& options,
+                                               const std::type_info& function_type, const void* function_address,
+                                               child_body body) {
+  const std::string name = checked_child_name(options, function_type, function_address);
 
   // Text the parent buffered must not be printed again by the child, nor messages it packed
   // sent twice.

@@ -39,12 +39,28 @@ constexpr int answer_timeout_ms = 5000;
 
 struct forkserver_client {
   std::mutex mutex;
+  int owner = 0;  // the process that started the server: its children are that process's
   int pid = 0;
   unique_fd socket;  // a fork exclusion
 };
-forkserver_client& client() {
+// The client, locked; in a copy of the process made by a plain fork(), the server it inherited
+// is forgotten (its children would be the original process's): this process starts its own.
+struct locked_client {
+  forkserver_client& c;
+  std::lock_guard<std::mutex> lock;
+  locked_client(forkserver_client& client) : c(client), lock(client.mutex) {
+    if (c.owner != current_pid()) {
+      // Not closed: a fork by herd has closed it already (a fork exclusion), and its number may
+      // be another descriptor's now; after a plain fork() the copy stays open, unused.
+      (void)c.socket.release();
+      c.pid = 0;
+      c.owner = current_pid();
+    }
+  }
+};
+locked_client client() {
   static auto* c = new forkserver_client;  // never destroyed: used until the process ends
-  return *c;
+  return locked_client(*c);
 }
 
 // Starts the server; the caller holds the client's mutex and the fork lock.
@@ -101,22 +117,17 @@ bool ask(forkserver_client& c, const std::string& role, const std::vector<int>& 
 // Lock order: the fork lock, then the client's (a start holds the fork lock when it asks).
 void forkserver_ready() {
   fork_guard guard;
-  forkserver_client& c = client();
-  std::lock_guard lock(c.mutex);
-  if (!c.socket) start_server(c);
+  locked_client locked = client();
+  if (!locked.c.socket) start_server(locked.c);
 }
 
-int forkserver_pid() noexcept {
-  forkserver_client& c = client();
-  std::lock_guard lock(c.mutex);
-  return c.pid;
-}
+int forkserver_pid() noexcept { return client().c.pid; }
 
 int forkserver_start(const std::string& role, const std::vector<int>& descriptors, const std::string& what) {
   if (descriptors.size() > max_descriptors || role.size() > max_role)
     throw boost::system::system_error(errc::invalid_argument, "herd: cannot start '" + what + "': request too large");
-  forkserver_client& c = client();
-  std::lock_guard lock(c.mutex);
+  locked_client locked = client();
+  forkserver_client& c = locked.c;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!c.socket) start_server(c);
     int answer = 0;
@@ -165,8 +176,8 @@ int forkserver_start(const std::string& role, const std::vector<int>& descriptor
         if (moved[i] < 0 || ::dup2(moved[i], spawned_channel_fd + static_cast<int>(i)) < 0) std::_Exit(1);
       ::syscall(SYS_close_range, static_cast<unsigned>(highest), ~0u, 0u);
       ::setpgid(0, 0);
-      if (child_role.rfind("pool-worker ", 0) == 0) run_pool_worker_role(child_role, *addresses);
-      std::_Exit(1);
+      refresh_cached_pid();  // a clone skips pthread_atfork's handlers
+      run_role(child_role, *addresses);
     }
     const int answer = pid > 0 ? static_cast<int>(pid) : -errno;
     received.clear();

@@ -8,6 +8,7 @@
 #include "detail/pool_scheduler.hpp"
 #include "detail/pool_worker.hpp"
 #include "detail/spawn_process.hpp"
+#include "detail/travelling_child.hpp"
 #include "detail/post_completion.hpp"
 #include "detail/worker_link.hpp"
 
@@ -127,7 +128,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       : ex(executor),
         workers_ex(asio::make_strand(executor)),
         options(opts),
-        method(opts.start_method.value_or(get_start_method())),
+        method(pool_start_method(opts.start_method, initializer_travels(opts))),
         processes(opts.processes != 0 ? opts.processes : std::max(1u, cpu_count())),
         scheduler(limits_of(opts, processes)),
         watch(executor),
@@ -146,13 +147,18 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     return limits;
   }
 
+  static bool initializer_travels(const pool_options& o) { return !o.initializer || o.initializer.travels(); }
+
   static void validate(const pool_options& o) {
-    const herd::start_method method = o.start_method.value_or(get_start_method());
-    if (method != herd::start_method::fork && o.initializer)
-      throw boost::system::system_error(errc::invalid_argument,
-                                        "herd: pool '" + o.name + "': an initializer (a std::function) cannot travel "
-                                                                  "to spawned or forkserver workers; use "
-                                                                  "start_method::fork for it");
+    const herd::start_method method = pool_start_method(o.start_method, initializer_travels(o));
+    if (method != herd::start_method::fork && !initializer_travels(o))
+      throw boost::system::system_error(
+          errc::invalid_argument,
+          "herd: pool '" + o.name + "': the initializer '" +
+              describe_function(o.initializer.type(), o.initializer.address()) +
+              "' cannot travel to spawn or forkserver workers: it holds state herd::codec cannot encode (a "
+              "lambda's captures); use a function or a captureless lambda, worker_initializer(f, initargs...), "
+              "or start_method::fork");
     if (method != herd::start_method::fork && !initialized())
       throw boost::system::system_error(errc::invalid_argument,
                                         "herd: pool '" + o.name + "': start_method::spawn and forkserver run this "
@@ -473,8 +479,15 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     try {
       if (method != herd::start_method::fork) {
         spawn_request request;
-        request.role = spawned_worker_role(::getpid(), w.name, worker_start_of(w));
+        worker_start start = worker_start_of(w);
+        start.initializer = static_cast<bool>(options.initializer);
+        request.role = spawned_worker_role(::getpid(), w.name, start);
         request.descriptors = {w.memory.get(), w.wake.get(), watch.native_handle()};
+        unique_fd initializer;
+        if (start.initializer) {
+          initializer = call_memory(encode_child_call(options.initializer.travelling(), {}), w.name);
+          request.descriptors.push_back(initializer.get());
+        }
         process = start_role_process(workers_ex, worker_options, typeid(pool), nullptr, request, method);
       } else {
         process = fork_worker_process(w, worker_options);
@@ -515,7 +528,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
       start.memory = memory.get();
       start.wake_me = wake_me.get();
       start.wake_parent = wake_parent.get();
-      const std::function<void()>& initializer = options.initializer;
+      const std::function<void()>& initializer = options.initializer.local();
       auto body = [&](result_sink& sink) {
         run_pool_worker(start, initializer);
         sink.send_value({});

@@ -9,10 +9,12 @@
 #include "detail/fork_lock.hpp"
 #include "detail/reap.hpp"
 #include "detail/spawn_process.hpp"
+#include "detail/travelling_child.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -30,7 +32,7 @@ namespace detail {
 namespace {
 
 std::atomic<bool> init_called{false};
-std::atomic<start_method> default_method{start_method::fork};
+std::atomic<int> chosen_method{-1};  // a start_method, or -1: set_start_method was not called
 std::string program_name = "herd-worker";  // argv[0], for the spawned processes' own argv[0]
 
 struct spawn_attributes {
@@ -49,6 +51,12 @@ struct spawn_attributes {
 }  // namespace
 
 bool initialized() noexcept { return init_called.load(); }
+
+herd::start_method pool_start_method(const std::optional<herd::start_method>& asked, bool initializer_travels) noexcept {
+  if (asked) return *asked;
+  if (const int chosen = chosen_method.load(); chosen >= 0) return static_cast<herd::start_method>(chosen);
+  return initialized() && initializer_travels ? herd::start_method::forkserver : herd::start_method::fork;
+}
 
 void require_init(const std::string& what) {
   if (!initialized())
@@ -129,15 +137,26 @@ std::shared_ptr<function_process> start_role_process(const asio::any_io_executor
   return child;
 }
 
+[[noreturn]] void run_role(std::string_view role, const address_map& addresses) noexcept {
+  if (role.rfind("pool-worker ", 0) == 0) run_pool_worker_role(role, addresses);
+  if (role.rfind("function-child ", 0) == 0) run_function_child_role(role, addresses);
+  std::fprintf(stderr, "herd: this process was started for an unknown role '%.*s'\n", static_cast<int>(role.size()),
+               role.data());
+  std::_Exit(1);
+}
+
 }  // namespace detail
 
 void set_start_method(start_method method) {
   // The forkserver starts now, from this thread (its children die with the thread that started
   // it: call this from main's).
   if (method == start_method::forkserver) detail::forkserver_ready();
-  detail::default_method = method;
+  detail::chosen_method = static_cast<int>(method);
 }
-start_method get_start_method() noexcept { return detail::default_method.load(); }
+start_method get_start_method() noexcept {
+  const int chosen = detail::chosen_method.load();
+  return chosen < 0 ? start_method::fork : static_cast<start_method>(chosen);
+}
 
 void init(int argc, char** argv) {
   detail::init_called = true;
@@ -150,10 +169,15 @@ void init(int argc, char** argv) {
   const std::string table(modules != nullptr ? modules : "");
   ::unsetenv(detail::spawned_role_variable);
   ::unsetenv(detail::spawned_modules_variable);
-  if (what.rfind("pool-worker ", 0) == 0) detail::run_spawned_pool_worker(what, table);
   if (what.rfind("forkserver ", 0) == 0) detail::run_forkserver(what, table);
-  std::fprintf(stderr, "herd: this process was spawned for an unknown role '%s'\n", what.c_str());
-  std::_Exit(1);
+  static const detail::address_map* addresses = nullptr;  // for the process's life
+  try {
+    addresses = new detail::address_map(table);
+  } catch (...) {
+    std::fprintf(stderr, "herd: a spawned process cannot read its parent's module table\n");
+    std::_Exit(1);
+  }
+  detail::run_role(what, *addresses);
 }
 
 }  // namespace herd

@@ -5,6 +5,8 @@
 #include <herd/run.hpp>
 #include <herd/start_method.hpp>
 
+#include "detail/spawn_process.hpp"
+
 #include <boost/asio/io_context.hpp>
 
 #include <string>
@@ -28,9 +30,14 @@ int main(int argc, char** argv) {
     herd::async_run(io.get_executor(), herd::command("true"), [](boost::system::error_code, herd::run_result) {});
     io.run();
   }
-  // The forkserver's socket lives as long as this process: made before tests count descriptors.
-  if (const char* method = std::getenv("HERD_TEST_START_METHOD"); method && std::string_view(method) == "forkserver")
-    herd::set_start_method(herd::start_method::forkserver);
+  // The forkserver's socket lives as long as this process: made before tests count descriptors
+  // (pools use it by default, main having called herd::init).
+  herd::detail::forkserver_ready();
+  // The function-child and pool suites run again under spawn and forkserver (tests/CMakeLists.txt).
+  const char* method = std::getenv("HERD_TEST_START_METHOD");
+  const std::string_view method_name = method != nullptr ? method : "";
+  if (method_name == "forkserver") herd::set_start_method(herd::start_method::forkserver);
+  if (method_name == "spawn") herd::set_start_method(herd::start_method::spawn);
   doctest::Context context;
   context.applyCommandLine(argc, argv);
   return context.run();

@@ -185,8 +185,9 @@ TEST_SUITE("pipe") {
   TEST_CASE("bad bytes injected into a pipe are bad_message, and the pipe goes on") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const int made_from = herd_test::lowest_free_fd();
       auto [a, b] = herd::make_pipe<std::string>(ex);
-      const int a_socket = herd_test::first_seqpacket_socket();
+      const int a_socket = herd_test::first_seqpacket_socket(made_from);
       REQUIRE(a_socket >= 0);
       const char garbage[] = "\xff\xff\xff\xff no record here";
       REQUIRE(::send(a_socket, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);

@@ -707,24 +707,38 @@ TEST_CASE("pool: max_tasks_per_child rotates the workers' pids") {
 TEST_CASE("pool: an initializer sets per-worker state and a failing one fails every task with its message") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
-    if (method_under_test() != herd::start_method::fork) {
-      // A std::function does not travel to another copy of the program: refused, named.
-      auto options = small(2);
-      options.initializer = [] { set_worker_setting(42); };
-      try {
-        herd::pool pool(ex, options);
-        FAIL("accepted");
-      } catch (const boost::system::system_error& e) {
-        CHECK(e.code() == herd::errc::invalid_argument);
-        CHECK(std::string(e.what()).find("initializer") != std::string::npos);
-      }
-      co_return;
-    }
     {
+      // A captureless lambda travels to every start method.
       auto options = small(2);
       options.initializer = [] { set_worker_setting(42); };
       herd::pool pool(ex, options);
       CHECK(co_await pool.async_apply(read_worker_setting) == 42);
+    }
+    {
+      // Python's initializer with initargs: the arguments travel encoded.
+      auto options = small(2);
+      options.initializer = {set_worker_setting, 7};
+      herd::pool pool(ex, options);
+      CHECK(co_await pool.async_apply(read_worker_setting) == 7);
+    }
+    {
+      // A lambda with captures runs in forked workers, and is refused, named, by the others.
+      const int value = 9;
+      auto options = small(2);
+      options.initializer = [value] { set_worker_setting(value); };
+      if (method_under_test() == herd::start_method::fork) {
+        herd::pool pool(ex, options);
+        CHECK(co_await pool.async_apply(read_worker_setting) == 9);
+      } else {
+        try {
+          herd::pool pool(ex, options);
+          FAIL("accepted");
+        } catch (const boost::system::system_error& e) {
+          CHECK(e.code() == herd::errc::invalid_argument);
+          CHECK(std::string(e.what()).find("initializer") != std::string::npos);
+          CHECK(std::string(e.what()).find("lambda") != std::string::npos);
+        }
+      }
     }
     auto options = small(2);
     options.initializer = [] { throw std::runtime_error("no database"); };

@@ -39,20 +39,30 @@ struct custom_failure : std::runtime_error {
 
 int global_counter = 0;
 
-// Python's Process subclass overriding run(), with constructor arguments.
-class greeter {
- public:
-  greeter(std::string name, int times) : name_(std::move(name)), times_(times) {}
-  std::string run() {
+// Python's Process subclass overriding run(), with its attributes: a plain struct, so that it
+// also travels to spawn and forkserver children (as its encoded fields).
+struct greeter {
+  std::string name;
+  int times = 0;
+  std::string run() const {
     std::string text;
-    for (int i = 0; i < times_; ++i) text += "hello " + name_ + ";";
+    for (int i = 0; i < times; ++i) text += "hello " + name + ";";
     return text;
   }
-
- private:
-  std::string name_;
-  int times_;
 };
+
+// A text of `size` bytes that tells its every byte's place.
+std::string patterned(std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + size) % 26);
+  return s;
+}
+
+// Writes "done" to `path` after `delay_us`.
+void mark_after(std::string path, int delay_us) {
+  ::usleep(static_cast<useconds_t>(delay_us));
+  std::ofstream(path) << "done";
+}
 
 [[noreturn]] void loop_forever() {
   for (;;) ::pause();
@@ -92,7 +102,7 @@ helper_result in_helper_process(Body body) {
 }  // namespace
 
 TEST_SUITE("process") {
-  TEST_CASE("a child runs a function with arguments and its result comes back") {
+  TEST_CASE("process: a child runs a function with arguments and its result comes back") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, square, 7);
@@ -108,7 +118,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("results of every codec kind come back: int, string, vector, struct, map") {
+  TEST_CASE("process: results of every codec kind come back: int, string, vector, struct, map") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto text = herd::start(ex, [](int n) { return std::string(static_cast<std::size_t>(n), 'z'); }, 5);
@@ -132,7 +142,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a void function's result is just its success") {
+  TEST_CASE("process: a void function's result is just its success") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, [] {});
@@ -141,7 +151,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("an exception in the child is rethrown as child_error with its type, message, pid and function") {
+  TEST_CASE("process: an exception in the child is rethrown as child_error with its type, message, pid and function") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, herd::process_options{.name = "failing"}, [] {
@@ -180,7 +190,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a child that crashes or exits early is reported with its signal or code, never as a hang") {
+  TEST_CASE("process: a child that crashes or exits early is reported with its signal or code, never as a hang") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto aborts = herd::start(ex, [] {
@@ -218,7 +228,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a child killed with SIGKILL while the parent awaits its result") {
+  TEST_CASE("process: a child killed with SIGKILL while the parent awaits its result") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, [] {
@@ -237,7 +247,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a cancelled async_join leaves the handle usable and a later join works") {
+  TEST_CASE("process: a cancelled async_join leaves the handle usable and a later join works") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, [] { ::usleep(300000); });
@@ -250,7 +260,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a coroutine runs in the child on an io_context of its own") {
+  TEST_CASE("process: a coroutine runs in the child on an io_context of its own") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, [](int ms) -> asio::awaitable<int> {
@@ -264,10 +274,10 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("a class with run() and constructor arguments runs like Python's Process subclass") {
+  TEST_CASE("process: a class with run() and its fields runs like Python's Process subclass") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-      auto p = herd::start(ex, greeter("herd", 2));
+      auto p = herd::start(ex, greeter{"herd", 2});
       const std::string greeting = co_await p.async_result();
       CHECK(greeting == "hello herd;hello herd;");
     });
@@ -289,7 +299,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("this_process names the child and knows its parent") {
+  TEST_CASE("process: this_process names the child and knows its parent") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       CHECK(herd::this_process::name() == "main");
@@ -322,7 +332,7 @@ TEST_SUITE("process") {
     CHECK(WEXITSTATUS(status) == 0);
   }
 
-  TEST_CASE("two hundred children started at once are all joined, with no zombie and no leaked fd") {
+  TEST_CASE("process: two hundred children started at once are all joined, with no zombie and no leaked fd") {
     leak_check guard;
     herd_test::run(
         [](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -335,7 +345,7 @@ TEST_SUITE("process") {
         120s);
   }
 
-  TEST_CASE("terminate() stops a child in an infinite loop, one ignoring SIGTERM gets SIGKILL after the grace") {
+  TEST_CASE("process: terminate() stops a child in an infinite loop, one ignoring SIGTERM gets SIGKILL after the grace") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto looping = herd::start(ex, [] { loop_forever(); });
@@ -359,33 +369,28 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("results on both sides of the inline limit, and a long exception message, arrive exact") {
+  TEST_CASE("process: results on both sides of the inline limit, and a long exception message, arrive exact") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-      const auto pattern = [](std::size_t size) {
-        std::string s(size, '\0');
-        for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + size) % 26);
-        return s;
-      };
       // Up to 16 KiB the outcome is sent inline; beyond, it travels in a memfd.
       for (std::size_t size : {std::size_t(0), std::size_t(1), std::size_t(16 * 1024 - 8), std::size_t(16 * 1024),
                                std::size_t(16 * 1024 + 1), std::size_t(70'000), std::size_t(1) << 20}) {
-        auto p = herd::start(ex, [pattern, size] { return pattern(size); });
+        auto p = herd::start(ex, patterned, size);
         const std::string got = co_await p.async_result();
-        CHECK_MESSAGE(got == pattern(size), "a result of ", size, " bytes");
+        CHECK_MESSAGE(got == patterned(size), "a result of ", size, " bytes");
       }
-      auto failing = herd::start(ex, [pattern]() -> int { throw std::runtime_error(pattern(100'000)); });
+      auto failing = herd::start(ex, []() -> int { throw std::runtime_error(patterned(100'000)); });
       try {
         (void)co_await failing.async_result();
         FAIL("no exception");
       } catch (const herd::child_error& e) {
         CHECK(e.exception_type() == "std::runtime_error");
-        CHECK(e.exception_message() == pattern(100'000));
+        CHECK(e.exception_message() == patterned(100'000));
       }
     });
   }
 
-  TEST_CASE("blocking join and result work without a running event loop, even for large results") {
+  TEST_CASE("process: blocking join and result work without a running event loop, even for large results") {
     leak_check guard;
     asio::io_context io;  // never run
     auto p = herd::start(io.get_executor(), [] { return std::string(3 << 20, 'q'); });
@@ -406,7 +411,7 @@ TEST_SUITE("process") {
     CHECK_THROWS_AS(failing.result(), herd::child_error);
   }
 
-  TEST_CASE("environment additions and stdio options reach the child") {
+  TEST_CASE("process: environment additions and stdio options reach the child") {
     leak_check guard;
     const auto file = std::filesystem::temp_directory_path() / ("herd-proc-" + std::to_string(::getpid()) + ".txt");
     herd_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
@@ -430,7 +435,7 @@ TEST_SUITE("process") {
     std::filesystem::remove(file);
   }
 
-  TEST_CASE("a daemon may not start children, as in Python") {
+  TEST_CASE("process: a daemon may not start children, as in Python") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto daemon = herd::start(ex, herd::process_options{.name = "keeper", .daemon = true}, [] {
@@ -449,7 +454,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("active_children lists what runs, and cpu_count honours the affinity mask") {
+  TEST_CASE("process: active_children lists what runs, and cpu_count honours the affinity mask") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       auto p = herd::start(ex, herd::process_options{.name = "listed"}, [] { ::usleep(200000); });
@@ -469,7 +474,7 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("destroying a running handle stops the child, detach lets it finish and be reaped") {
+  TEST_CASE("process: destroying a running handle stops the child, detach lets it finish and be reaped") {
     leak_check guard;
     int stopped_pid = 0;
     const auto marker = std::filesystem::temp_directory_path() / ("herd-detach-" + std::to_string(::getpid()));
@@ -479,10 +484,7 @@ TEST_SUITE("process") {
         stopped_pid = p.pid();
       }
       {
-        auto p = herd::start(ex, [&marker] {
-          ::usleep(100000);
-          std::ofstream(marker) << "done";
-        });
+        auto p = herd::start(ex, mark_after, marker.string(), 100000);
         p.detach();
         CHECK_FALSE(p.valid());
       }
@@ -519,7 +521,7 @@ TEST_SUITE("process") {
     CHECK(count("child text;") == 1);
   }
 
-  TEST_CASE("fork trap: a child's SIGTERM never reaches the parent's asio::signal_set") {
+  TEST_CASE("process: a child's SIGTERM never reaches the parent's asio::signal_set (fork trap 2)") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       asio::signal_set signals(ex, SIGTERM);
@@ -535,15 +537,12 @@ TEST_SUITE("process") {
     });
   }
 
-  TEST_CASE("at a normal exit daemons are stopped and other children are joined") {
+  TEST_CASE("process: at a normal exit daemons are stopped and other children are joined") {
     const auto marker = std::filesystem::temp_directory_path() / ("herd-exit-" + std::to_string(::getpid()));
     auto result = in_helper_process([&marker] {
       asio::io_context io;
       auto daemon = herd::start(io.get_executor(), herd::process_options{.daemon = true}, [] { loop_forever(); });
-      auto worker = herd::start(io.get_executor(), [&marker] {
-        ::usleep(300000);
-        std::ofstream(marker) << "worked";
-      });
+      auto worker = herd::start(io.get_executor(), mark_after, marker.string(), 300000);
       std::cout << daemon.pid() << " " << worker.pid() << "\n" << std::flush;
       daemon.detach();
       worker.detach();
@@ -560,7 +559,7 @@ TEST_SUITE("process") {
     std::filesystem::remove(marker);
   }
 
-  TEST_CASE("when the parent is killed with SIGKILL its daemon and non-daemon children die") {
+  TEST_CASE("process: when the parent is killed with SIGKILL its daemon and non-daemon children die") {
     int report[2];
     REQUIRE(::pipe(report) == 0);
     std::cout.flush();
@@ -585,7 +584,7 @@ TEST_SUITE("process") {
     CHECK(herd_test::wait_until_gone(pids[1]));
   }
 
-  TEST_CASE("a function child does not keep other children's pipes open") {
+  TEST_CASE("process: a function child does not keep other children's pipes open") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       // cat ends when its stdin closes; a fork child holding a copy of that pipe would stop it.
@@ -597,6 +596,44 @@ TEST_SUITE("process") {
       CHECK(status.success());
       sleeper.kill();
       co_await sleeper.async_join();
+    });
+  }
+}
+
+TEST_SUITE("start methods of function children") {
+  TEST_CASE("spawn and forkserver refuse a capturing lambda with why, and a plain struct with run() travels") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      for (const auto method : {herd::start_method::spawn, herd::start_method::forkserver}) {
+        herd::process_options options;
+        options.start_method = method;
+        const int offset = 5;
+        CHECK_THROWS_WITH_AS(herd::start(ex, options, [offset](int x) { return x + offset; }, 1),
+                             doctest::Contains(method == herd::start_method::spawn ? "started by spawn"
+                                                                                   : "started by forkserver"),
+                             boost::system::system_error);
+        try {
+          herd::start(ex, options, [offset](int x) { return x + offset; }, 1);
+        } catch (const boost::system::system_error& e) {
+          CHECK(e.code() == herd::errc::invalid_argument);
+          CHECK(std::string(e.what()).find("captures") != std::string::npos);
+          CHECK(std::string(e.what()).find("lambda") != std::string::npos);  // names the function's type
+        }
+        // A C string argument arrives as std::string; a struct's fields arrive as its state.
+        auto p = herd::start(ex, options, greeter{"again", 3});
+        CHECK(co_await p.async_result() == "hello again;hello again;hello again;");
+        auto shouted = herd::start(ex, options, [](std::string s) { return s + "!"; }, "hey");
+        CHECK(co_await shouted.async_result() == "hey!");
+        // The child is this process's own, whichever way it was started.
+        auto parent_of = herd::start(ex, options, [] { return herd::this_process::ppid(); });
+        CHECK(co_await parent_of.async_result() == ::getpid());
+      }
+      // The same capturing lambda forks as ever.
+      herd::process_options forked;
+      forked.start_method = herd::start_method::fork;
+      const int offset = 5;
+      auto p = herd::start(ex, forked, [offset](int x) { return x + offset; }, 1);
+      CHECK(co_await p.async_result() == 6);
     });
   }
 }

@@ -374,8 +374,9 @@ TEST_SUITE("queue") {
   TEST_CASE("bad bytes injected into the socket are bad_message, and the queue goes on") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const int made_from = herd_test::lowest_free_fd();
       herd::queue<std::string> q(ex);
-      const int send_end = herd_test::first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket(made_from);
       REQUIRE(send_end >= 0);
       const char garbage[] = "\xff\xff\xff\xff this is no record";
       REQUIRE(::send(send_end, garbage, sizeof garbage, MSG_NOSIGNAL) > 0);
@@ -398,8 +399,9 @@ TEST_SUITE("queue") {
   TEST_CASE("a zero-length packet is bad_message on an open queue, and empty records cannot defeat maxsize") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const int made_from = herd_test::lowest_free_fd();
       herd::queue<std::string> q(ex, {.maxsize = 2});
-      const int send_end = herd_test::first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket(made_from);
       REQUIRE(send_end >= 0);
       REQUIRE(::send(send_end, "", 0, MSG_NOSIGNAL) == 0);
       auto [ec1, v1] = co_await q.async_get(tuple);
@@ -482,6 +484,7 @@ TEST_SUITE("queue") {
       };
       const mixed huge1 = make(1, 3 << 20, 20'000), huge2 = make(2, 3 << 20, 20'000);
       const mixed pieces1 = make(3, 0, 40'000), pieces2 = make(4, 0, 40'000);  // ~0.5 MB each, 8-14 bytes a piece
+      const int made_from = herd_test::lowest_free_fd();
       herd::queue<mixed> q(ex);
       auto producer = herd::start(ex, [q, &huge1]() mutable { q.put(huge1); });
       CHECK(co_await q.async_get() == huge1);
@@ -492,7 +495,7 @@ TEST_SUITE("queue") {
       // What travels is a sealed memfd: it cannot shrink under the receiver's mapping (a SIGBUS).
       // Take the packet off the socket, look, and put it back.
       std::vector<int> ends;
-      for (int fd = 3; fd < 1024 && ends.size() < 2; ++fd) {
+      for (int fd = made_from; fd < 1024 && ends.size() < 2; ++fd) {
         int type = 0;
         socklen_t length = sizeof type;
         if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) ends.push_back(fd);
@@ -546,8 +549,9 @@ TEST_SUITE("queue") {
   TEST_CASE("a large message's memfd from elsewhere is read when unsealed and is bad_message when shorter than its record") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const int made_from = herd_test::lowest_free_fd();
       herd::queue<std::string> q(ex);
-      const int send_end = herd_test::first_seqpacket_socket();
+      const int send_end = herd_test::first_seqpacket_socket(made_from);
       REQUIRE(send_end >= 0);
       std::string value(300'000, 'u');
       value.back() = '?';

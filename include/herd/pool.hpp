@@ -13,7 +13,7 @@
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
 #include <herd/detail/chrono.hpp>
-#include <herd/detail/pool_task.hpp>
+#include <herd/detail/travelling_call.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
 #include <herd/start_method.hpp>
@@ -39,18 +39,63 @@
 
 namespace herd {
 
+/// What runs once in each worker before its first task (Python's `initializer` and `initargs`).
+/// Any callable runs in a forked worker. A function, a captureless lambda or an empty callable
+/// also travels to spawn and forkserver workers, as does `worker_initializer(f, initargs...)`
+/// with arguments herd::codec encodes (they are encoded once, when the pool is made).
+class worker_initializer {
+ public:
+  worker_initializer() = default;
+  template <typename F>
+    requires(!std::is_same_v<std::decay_t<F>, worker_initializer> && std::is_invocable_v<std::decay_t<F>&>)
+  worker_initializer(F&& f)  // NOLINT: implicit, like the std::function it was
+      : type_(&typeid(std::decay_t<F>)), address_(detail::function_address(f)) {
+    using fn = std::decay_t<F>;
+    if constexpr (detail::why_not_travelling<fn>() == nullptr) travelling_ = detail::travelling_call_of<fn>(f);
+    local_ = std::forward<F>(f);
+  }
+  template <typename F, typename... Args>
+    requires(sizeof...(Args) > 0)
+  worker_initializer(F f, Args... initargs) : type_(&typeid(F)), address_(detail::function_address(f)) {
+    using fn = std::decay_t<F>;
+    static_assert(detail::why_not_travelling<fn, Args...>() == nullptr,
+                  "herd::worker_initializer(f, initargs...): f must be a function, a captureless lambda or an empty "
+                  "callable, and every argument encodable (see herd/codec.hpp)");
+    travelling_ = detail::travelling_call_of<fn>(f, initargs...);
+    local_ = [f, initargs...]() mutable { detail::call(f, initargs...); };
+  }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(local_); }
+  /// Whether spawn and forkserver workers can run it.
+  bool travels() const noexcept { return travelling_.has_value(); }
+  /// What a forked worker runs.
+  const std::function<void()>& local() const noexcept { return local_; }
+  /// What a spawned or forkserver worker runs (only if travels()).
+  const detail::travelling_call& travelling() const noexcept { return *travelling_; }
+  /// What it is, for messages.
+  const std::type_info& type() const noexcept { return *type_; }
+  const void* address() const noexcept { return address_; }
+
+ private:
+  std::function<void()> local_;
+  std::optional<detail::travelling_call> travelling_;
+  const std::type_info* type_ = &typeid(void);
+  const void* address_ = nullptr;
+};
+
 /// How a pool is made (Python's `Pool(processes, initializer, initargs, maxtasksperchild)`).
 struct pool_options {
   /// Worker processes; 0 means `herd::cpu_count()`.
   std::size_t processes = 0;
-  /// How workers are started (nothing: `herd::get_start_method()`). With `spawn` the workers are
-  /// this program run again (main must begin with `herd::init`), which costs the loop the same
-  /// whatever the parent's size; an `initializer` cannot travel there yet.
+  /// How workers are started. Nothing: what `herd::set_start_method` chose, else the forkserver
+  /// if main called `herd::init` and the initializer travels, else fork. With spawn and
+  /// forkserver a worker's start costs the loop the same whatever the parent's size.
   std::optional<herd::start_method> start_method{};
   /// Runs once in each worker before its first task (Python's initializer with its initargs:
-  /// `[] { setup(42); }`). If it throws or kills the worker, the pool fails every task with
-  /// `errc::initializer_failed` and the initializer's message, instead of restarting forever.
-  std::function<void()> initializer{};
+  /// `[] { setup(42); }` or `{setup, 42}`). If it throws or kills the worker, the pool fails every
+  /// task with `errc::initializer_failed` and the initializer's message, instead of restarting
+  /// forever.
+  worker_initializer initializer{};
   /// A worker leaves after this many tasks and a new one takes its place (0: never); each worker
   /// draws its own limit from the last quarter below it, so they do not all restart at once.
   std::size_t max_tasks_per_child = 0;
@@ -146,9 +191,6 @@ struct task_call {
   const void* address;
 };
 
-template <typename T>
-using travel_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> || std::is_same_v<std::decay_t<T>, char*>,
-                                    std::string, std::decay_t<T>>;
 
 template <bool Callable, typename F, typename... Args>
 struct pool_result {
@@ -183,11 +225,6 @@ task_call call_of(const F& f, task_entry entry) noexcept {
   return {entry, callable_word(f), &typeid(F), function_address(f)};
 }
 
-template <typename... Args>
-void encode_arguments(std::string& out, const Args&... args) {
-  encoder e(out);
-  (e.value(static_cast<const travel_t<Args>&>(travel_t<Args>(args))), ...);
-}
 
 template <typename R>
 R decode_result(std::string_view bytes) {

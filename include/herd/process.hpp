@@ -13,6 +13,7 @@
 #include <herd/detail/adapted_handler.hpp>
 #include <herd/detail/chrono.hpp>
 #include <herd/detail/function_child.hpp>
+#include <herd/detail/travelling_call.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
 #include <herd/process_options.hpp>
@@ -195,7 +196,9 @@ template <typename F, typename... Args>
 using process_for = process<typename detail::result_of_start<std::decay_t<F>, std::decay_t<Args>...>::type>;
 
 /// Starts `f(args...)` — or `f.run(args...)` for a class with a run() member — in a new child
-/// process (fork) and returns its handle at once; the parent's event loop never blocks.
+/// process and returns its handle at once; the parent's event loop never blocks. The child is a
+/// fork unless `options.start_method` (or `herd::set_start_method`) says spawn or forkserver;
+/// then `f` and `args` travel encoded (herd/process_options.hpp says what can).
 ///
 /// `f` may return a value (any type herd::codec encodes; it comes back through async_result),
 /// throw (rethrown as child_error), or be a coroutine returning `asio::awaitable<T>`, which then
@@ -206,7 +209,9 @@ using process_for = process<typename detail::result_of_start<std::decay_t<F>, st
 /// before forking, so buffered text is not printed twice.
 ///
 /// Throws `boost::system::system_error`: `errc::daemon_cannot_start_children` in a daemon,
-/// `errc::bad_stdio` for unusable stdio options, `errc::spawn_failed` if fork fails.
+/// `errc::bad_stdio` for unusable stdio options, `errc::spawn_failed` if the start fails,
+/// `errc::invalid_argument` if `f` or an argument cannot travel to a spawn or forkserver child
+/// (the message says which and why).
 template <typename F, typename... Args>
   requires detail::startable<std::decay_t<F>, std::decay_t<Args>...>
 process_for<F, Args...> start(const asio::any_io_executor& ex, const process_options& options, F&& f,
@@ -214,7 +219,17 @@ process_for<F, Args...> start(const asio::any_io_executor& ex, const process_opt
   using result = typename process_for<F, Args...>::result_type;
   static_assert(std::is_void_v<result> || encodable<result>,
                 "herd::start: the function's result cannot travel back to the parent (see herd/codec.hpp)");
-  // The child runs this on its copy of this very stack frame.
+  if (const herd::start_method method = detail::start_method_of(options); method != herd::start_method::fork) {
+    using fn = std::decay_t<F>;
+    constexpr const char* why = detail::why_not_travelling<fn, std::decay_t<Args>...>();
+    if constexpr (why == nullptr)
+      return process_for<F, Args...>(detail::start_travelling(ex, options, method, typeid(f),
+                                                              detail::function_address(f),
+                                                              detail::travelling_call_of<fn>(f, args...)));
+    else
+      detail::throw_cannot_travel(method, typeid(f), detail::function_address(f), why);
+  }
+  // Forked: the child runs this on its copy of this very stack frame.
   auto body = [&](detail::result_sink& sink) { detail::run_in_child<result>(sink, f, args...); };
   auto state = detail::fork_process(ex, options, typeid(f), detail::function_address(f), detail::child_body(body));
   return process_for<F, Args...>(std::move(state));

@@ -4,9 +4,11 @@
 /// builds options need not include the start machinery.
 #pragma once
 
+#include <herd/start_method.hpp>
 #include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,13 @@ struct process_options {
   std::vector<std::pair<std::string, std::string>> env{};
   /// SIGKILL the child if the parent dies (PR_SET_PDEATHSIG). Default: true.
   bool die_with_parent = true;
+  /// How the child is started (nothing: what `herd::set_start_method` chose, else fork). With
+  /// fork the function, its captures and arguments are the child's copy of the parent's memory;
+  /// with spawn or forkserver (main must begin with `herd::init`) they travel encoded, so the
+  /// function must be a function, a captureless lambda, an empty callable or a plain struct of
+  /// encodable fields, and every argument encodable — else `start` throws `invalid_argument`
+  /// saying why. Their start costs the parent the same whatever its size.
+  std::optional<herd::start_method> start_method{};
 };
 
 }  // namespace herd

@@ -18,10 +18,12 @@ namespace herd {
 ///   start); what travels is as with spawn.
 enum class start_method { fork, forkserver, spawn };
 
-/// The start method of pools that do not name one (Python's `set_start_method`); fork at first.
-/// `forkserver` starts the forkserver now, from the calling thread (call it from main's thread:
-/// the forkserver's children die with the thread that started it).
+/// The start method of `herd::start` and of pools when their options name none (Python's
+/// `set_start_method`). Until it is called, `herd::start` forks, and pools use the forkserver if
+/// main called `herd::init` (and their initializer can travel), else fork. `forkserver` starts
+/// the forkserver now.
 void set_start_method(start_method method);
+/// What set_start_method chose; fork if it was never called.
 start_method get_start_method() noexcept;
 
 /// Call first thing in `main`. In the application it records that it was called and returns at

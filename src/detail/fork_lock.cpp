@@ -11,10 +11,11 @@ namespace herd::detail {
 namespace {
 // Alone on its page: the parent writes it only to take and drop the lock around fork.
 alignas(4096) fork_page the_fork_page;
+}  // namespace
+
 void refresh_cached_pid() noexcept {
   the_fork_page.pid.store(static_cast<int>(::syscall(SYS_getpid)), std::memory_order_relaxed);
 }
-}  // namespace
 
 fork_page& fork_state() noexcept { return the_fork_page; }
 

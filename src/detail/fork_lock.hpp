@@ -23,6 +23,8 @@ fork_page& fork_state() noexcept;
 /// user's. Channels and registries ask it on every operation to tell a forked copy of their
 /// state from their own.
 int current_pid() noexcept;
+/// After a process is made without fork() (the forkserver's clone skips pthread_atfork).
+void refresh_cached_pid() noexcept;
 
 /// Descriptors a forked function child must not keep: the parent's ends of other children's
 /// stdio pipes, pidfds and outcome sockets (a fork child holding a stdin pipe's write end would

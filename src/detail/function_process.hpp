@@ -18,6 +18,11 @@ namespace herd::detail {
 /// The parent's side of the outcome socket: appends what it holds, inline bytes and memfds.
 void read_outcome(int fd, std::string& received) noexcept;
 
+/// What every start of a function child checks first (not in a daemon; stdio and env usable):
+/// throws what is wrong, naming the function; returns the child's name ("process-N" if unset).
+std::string checked_child_name(const process_options& options, const std::type_info& function_type,
+                               const void* function_address);
+
 struct function_process;
 /// Makes `child`'s outcome socket (under the fork lock): keeps its end, returns the child's.
 unique_fd open_outcome_channel(function_process& child, const std::string& name);

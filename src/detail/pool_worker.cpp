@@ -1,4 +1,5 @@
 #include "pool_worker.hpp"
+#include "travelling_child.hpp"
 
 #include "code_ref.hpp"
 #include "descriptors.hpp"
@@ -8,7 +9,7 @@
 #include "futex.hpp"
 #include "worker_link.hpp"
 
-#include <herd/detail/pool_task.hpp>
+#include <herd/detail/travelling_call.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -316,33 +317,24 @@ class worker_session {
 
 std::string spawned_worker_role(int parent, const std::string& name, const worker_start& start) {
   return "pool-worker " + std::to_string(parent) + " " + std::to_string(start.ring_capacity) + " " +
-         std::to_string(start.quota) + " " + std::to_string(start.concurrency) + " " + name;
+         std::to_string(start.quota) + " " + std::to_string(start.concurrency) + " " +
+         (start.initializer ? "1" : "0") + " " + name;
 }
 
 bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& name, worker_start& start) {
   const std::string text(role);
   unsigned long long ring = 0, quota = 0, concurrency = 0;
-  int name_at = 0;
-  if (std::sscanf(text.c_str(), "pool-worker %d %llu %llu %llu %n", &parent, &ring, &quota, &concurrency, &name_at) !=
-          4 ||
-      name_at <= 0 || ring == 0 || concurrency == 0)
+  int initializer = 0, name_at = 0;
+  if (std::sscanf(text.c_str(), "pool-worker %d %llu %llu %llu %d %n", &parent, &ring, &quota, &concurrency,
+                  &initializer, &name_at) != 5 ||
+      name_at <= 0 || ring == 0 || concurrency == 0 || (initializer != 0 && initializer != 1))
     return false;
+  start.initializer = initializer == 1;
   name = text.substr(static_cast<std::size_t>(name_at));
   start.ring_capacity = ring;
   start.quota = quota;
   start.concurrency = concurrency;
   return true;
-}
-
-[[noreturn]] void run_spawned_pool_worker(std::string_view role, std::string_view modules) noexcept {
-  static const address_map* addresses = nullptr;
-  try {
-    addresses = new address_map(modules);
-  } catch (...) {
-    std::fprintf(stderr, "herd: a spawned pool worker cannot read the pool's module table\n");
-    std::_Exit(1);
-  }
-  run_pool_worker_role(role, *addresses);
 }
 
 [[noreturn]] void run_pool_worker_role(std::string_view role, const address_map& addresses) noexcept {
@@ -362,8 +354,19 @@ bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& 
   start.wake_me = spawned_first_fd + 1;
   start.wake_parent = spawned_first_fd + 2;
   start.addresses = &addresses;
+  std::function<void()> initializer;
+  if (start.initializer) {
+    // Read now, run in the worker: what fails there (a garbled call, another build's code) is
+    // the initializer's failure, which breaks the pool with its message.
+    static const std::string call = read_call_memory(spawned_first_fd + 3);
+    ::close(spawned_first_fd + 3);
+    initializer = [&addresses] {
+      std::string ignored;
+      run_child_call(decode_child_call(call), addresses, ignored);
+    };
+  }
   auto body = [&](result_sink& sink) {
-    run_pool_worker(start, {});
+    run_pool_worker(start, initializer);
     sink.send_value({});
   };
   finish_child(spawned_channel_fd, child_body(body));

@@ -22,13 +22,15 @@ struct worker_start {
   std::size_t ring_capacity = 0;
   std::size_t quota = 0;
   std::size_t concurrency = 1;  // coroutine tasks it runs at once
+  bool initializer = false;      // a spawned worker: the pool's initializer is in a memfd (descriptor 7)
   /// A spawned worker: the pool's code addresses, translated into this process's (null: the
   /// same address space, a fork).
   const address_map* addresses = nullptr;
 };
 
-/// What a spawned worker is told in its role (the descriptors are 4, 5 and 6): the pool's pid,
-/// the worker's name, the ring size, quota and concurrency. Pure, both ways.
+/// What a spawned worker is told in its role (the descriptors are 4, 5 and 6, and 7 for an
+/// initializer): the pool's pid, the worker's name, the ring size, quota, concurrency and
+/// whether it has an initializer. Pure, both ways.
 std::string spawned_worker_role(int parent, const std::string& name, const worker_start& start);
 /// Reads it back; false if it is not one.
 bool parse_spawned_worker_role(std::string_view role, int& parent, std::string& name, worker_start& start);

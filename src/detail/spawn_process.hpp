@@ -8,6 +8,7 @@
 #include <herd/start_method.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -53,8 +54,13 @@ int forkserver_pid() noexcept;
 /// Whether herd::init has run in this process (spawn runs main again: it must hand over at once).
 bool initialized() noexcept;
 
-/// In a spawned pool worker: runs it to its end (pool_worker.cpp).
-[[noreturn]] void run_spawned_pool_worker(std::string_view role, std::string_view modules) noexcept;
+/// A pool's start method: the one it asks for, else set_start_method's, else the forkserver when
+/// main called herd::init and the initializer can travel, else fork.
+herd::start_method pool_start_method(const std::optional<herd::start_method>& asked, bool initializer_travels) noexcept;
+
+/// In a process spawned, or forked by the forkserver, for `role` (a pool worker, a function
+/// child), whose layout `addresses` translates the application's code into: runs it to its end.
+[[noreturn]] void run_role(std::string_view role, const address_map& addresses) noexcept;
 /// In a pool worker forked by the forkserver, whose layout `addresses` translates into.
 [[noreturn]] void run_pool_worker_role(std::string_view role, const address_map& addresses) noexcept;
 

@@ -12,13 +12,21 @@ namespace herd_test {
 
 /// The lowest-numbered SEQPACKET socket this process holds: with one queue or pipe made, its
 /// first end, into which a test can write raw packets. -1 if none.
-inline int first_seqpacket_socket() {
-  for (int fd = 3; fd < 1024; ++fd) {
+inline int first_seqpacket_socket(int from = 3) {
+  for (int fd = from; fd < 1024; ++fd) {
     int type = 0;
     socklen_t length = sizeof type;
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_SEQPACKET) return fd;
   }
   return -1;
+}
+
+/// The lowest descriptor number not open: what the next one made will get (sockets made before,
+/// the forkserver's among them, lie below it).
+inline int lowest_free_fd() {
+  int fd = 3;
+  while (::fcntl(fd, F_GETFD) >= 0) ++fd;
+  return fd;
 }
 
 /// While it lives, no descriptor is free: the limit sits at the highest open one and every gap

@@ -4,9 +4,13 @@
 //     waits to be SIGKILLed: its workers (and its forkserver) must die with it.
 //   pool_probe <fork|spawn|forkserver> busy <starts>
 //     while one thread holds a mutex and another allocates without pause, starts `starts`
-//     workers one after another (a pool of one, recycled after every task) and prints
-//     "started N": a spawned or forkserver worker never inherits the held locks.
+//     workers one after another (a pool of one, recycled after every task), then `starts`
+//     function children (herd::start) that take the same mutex and allocate, and prints
+//     "started N children M": a spawned or forkserver child never inherits the held locks.
 #include <herd/pool.hpp>
+#include <herd/process.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include "detail/spawn_process.hpp"
 
@@ -24,6 +28,15 @@
 namespace {
 
 int my_pid(int) { return ::getpid(); }
+
+std::mutex held;  // held by a thread of the parent most of the time
+
+// In a child: a copy of the mutex as the parent's thread held it would never be released.
+int lock_and_allocate(int i) {
+  std::lock_guard lock(held);
+  std::vector<char> block(4096 + static_cast<std::size_t>(i));
+  return ::getpid() + static_cast<int>(block.size() - block.size());
+}
 
 herd::start_method method_named(std::string_view name) {
   return name == "spawn" ? herd::start_method::spawn
@@ -49,7 +62,6 @@ int main(int argc, char** argv) {
   }
   if (mode == "busy" && argc == 4) {
     const int starts = std::atoi(argv[3]);
-    std::mutex held;
     std::atomic<bool> done{false};
     std::thread holder([&] {
       while (!done) {
@@ -70,10 +82,17 @@ int main(int argc, char** argv) {
       for (int i = 0; i < starts; ++i) seen.insert(pool.apply(my_pid, i));
       started = static_cast<int>(seen.size());
     }
+    std::set<int> children;
+    {
+      boost::asio::io_context io;
+      herd::process_options options;
+      options.start_method = method;
+      for (int i = 0; i < starts; ++i) children.insert(herd::start(io.get_executor(), options, lock_and_allocate, i).result());
+    }
     done = true;
     holder.join();
     allocator.join();
-    std::printf("started %d\n", started);
+    std::printf("started %d children %zu\n", started, children.size());
     return 0;
   }
   return 2;

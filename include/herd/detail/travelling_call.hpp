@@ -1,18 +1,21 @@
-// What travels to a pool worker for one task: the address of a trampoline instantiated for the
-// function's type and its arguments' types, the function pointer itself (nothing for an empty
-// callable), and the encoded arguments (DESIGN.md §4, "Code that travels without registration").
-// The worker calls the trampoline, which decodes, calls and encodes the result. Included by
-// herd/pool.hpp.
+// What travels to a pool worker for one task, or to a function child started by spawn or the
+// forkserver: the address of a trampoline instantiated for the function's type and its
+// arguments' types, the function pointer itself (nothing for an empty callable), and the encoded
+// arguments (DESIGN.md §4, "Code that travels without registration"). The other process calls
+// the trampoline, which decodes, calls and encodes the result. Included by herd/pool.hpp and
+// herd/process.hpp.
 #pragma once
 
 #include <herd/codec.hpp>
 #include <herd/detail/function_child.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -27,6 +30,18 @@ template <typename F>
 concept travelling_callable =
     (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
     (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F>);
+
+/// A function object whose whole state herd::codec encodes (a plain struct with `operator()` or
+/// `run()`, like a Python Process subclass's attributes): it travels as its value, ahead of the
+/// arguments. A lambda with captures is not one: C++20 cannot list a closure's captures.
+template <typename F>
+concept encodable_callable = std::is_class_v<F> && !travelling_callable<F> && encodable<F> &&
+                             std::is_default_constructible_v<F>;
+
+/// An argument's type as it travels: a C string becomes a std::string.
+template <typename T>
+using travel_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> || std::is_same_v<std::decay_t<T>, char*>,
+                                    std::string, std::decay_t<T>>;
 
 template <typename F>
 std::uint64_t callable_word(const F& f) noexcept {
@@ -147,9 +162,83 @@ void invoke_chunk(std::uint64_t callable, std::string_view encoded, std::string&
   }
 }
 
+/// One call of a function object that travels as its encoded value, ahead of the arguments.
+template <typename F, typename... Args>
+void invoke_object_task(std::uint64_t, std::string_view encoded, std::string& out) {
+  decoder in(encoded);
+  F f = in.value<F>();
+  std::tuple<Args...> args = decode_arguments<Args...>(in);
+  call_and_encode(f, args, out, std::index_sequence_for<Args...>{});
+}
+
 template <typename F, typename... Args>
 task_entry task_entry_for() noexcept {
   return &invoke_task<F, Args...>;
 }
+
+template <typename... Args>
+void encode_arguments(std::string& out, const Args&... args) {
+  encoder e(out);
+  (e.value(static_cast<const travel_t<Args>&>(travel_t<Args>(args))), ...);
+}
+
+/// A call that runs in another process started from this binary: its trampoline, the callable's
+/// word (a function pointer's address, or 0) and the encoded arguments (an encodable function
+/// object's value first).
+struct travelling_call {
+  task_entry entry = nullptr;
+  std::uint64_t callable = 0;
+  std::string args;
+};
+
+// Why `f(args...)` cannot travel, or nullptr if it can (with the same result as in place).
+template <typename F, typename... Args>
+constexpr const char* why_not_travelling() {
+  if constexpr (!travelling_callable<F> && !encodable_callable<F>)
+    return "it holds state herd::codec cannot encode (a lambda's captures cannot be listed in C++20): pass what it "
+           "captures as arguments, or make it a plain struct of encodable fields with operator() or run()";
+  else if constexpr (!(encodable<travel_t<Args>> && ...))
+    return "an argument cannot be encoded (see herd/codec.hpp)";
+  else if constexpr (!startable<F, travel_t<Args>...>)
+    return "it cannot be called with its arguments as they travel (a C string arrives as std::string)";
+  else if constexpr (!(std::is_void_v<typename result_of_start<F, travel_t<Args>...>::type> ||
+                       encodable<typename result_of_start<F, travel_t<Args>...>::type>))
+    return "its result cannot be encoded (see herd/codec.hpp)";
+  else if constexpr (!std::is_same_v<typename result_of_start<F, travel_t<Args>...>::type,
+                                     typename result_of_start<F, std::decay_t<Args>...>::type>)
+    return "its result type differs when called with its arguments as they travel";
+  else
+    return nullptr;
+}
+
+/// `f(args...)` as it travels; only for a call why_not_travelling() accepts.
+template <typename F, typename... Args>
+travelling_call travelling_call_of(const F& f, const Args&... args) {
+  travelling_call call;
+  if constexpr (travelling_callable<F>) {
+    call.entry = &invoke_task<F, travel_t<Args>...>;
+    call.callable = callable_word(f);
+  } else {
+    call.entry = &invoke_object_task<F, travel_t<Args>...>;
+    encoder(call.args).value(f);
+  }
+  encode_arguments(call.args, args...);
+  return call;
+}
+
+struct function_process;
+
+/// The start method of a herd::start with these options.
+herd::start_method start_method_of(const process_options& options) noexcept;
+
+/// Starts a function child by spawn or the forkserver: `call` travels to it encoded, its result
+/// comes back as a forked child's does.
+std::shared_ptr<function_process> start_travelling(const asio::any_io_executor& ex, const process_options& options,
+                                                   herd::start_method method, const std::type_info& function_type,
+                                                   const void* function_address, const travelling_call& call);
+
+/// Throws invalid_argument: the function cannot be started by `method`, and `why`.
+[[noreturn]] void throw_cannot_travel(herd::start_method method, const std::type_info& function_type,
+                                      const void* function_address, const char* why);
 
 }  // namespace herd::detail
