@@ -85,6 +85,14 @@ for method in ("spawn", "forkserver", "fork"):
         rows.append((f"pool of 2 up, {method}, {mib} MiB parent: Python / herd",
                      ratio(f"python_pool_start_{method}_{mib}mib", f"herd_pool_start_{method}_{mib}mib"),
                      ">= 5" if method != "fork" else "(a fork's copy: the kernel's, for both)"))
+for method in ("spawn", "forkserver", "fork"):
+    for mib in (0, 1024):
+        rows.append((f"function child start+join, {method}, {mib} MiB parent: Python / herd",
+                     ratio(f"python_process_start_join_{method}_{mib}mib", f"herd_process_start_join_{method}_{mib}mib"),
+                     ">= 5"))
+for method in ("spawn", "forkserver"):
+    rows.append((f"start call holding the loop, {method}: 1 GiB / empty parent (herd)",
+                 ratio(f"herd_process_start_call_{method}_1024mib", f"herd_process_start_call_{method}_0mib"), "~1 (flat)"))
 rows.append(("spawned pool start, 1 GiB / empty parent (herd)",
              ratio("herd_pool_start_spawn_1024mib", "herd_pool_start_spawn_0mib"), "~1 (flat)"))
 rows.append(("forkserver pool start, 1 GiB / empty parent (herd)",
@@ -97,6 +105,9 @@ for name, metric, target in [
     ("next task returns after: herd", "herd_pool_kill_next_ms", "<= 20 ms"),
     ("next task returns after: Pebble", "python_pebble_kill_next_ms", ""),
     ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
+    ("1 ms ticker late, 20 children started, fork, 1 GiB", "herd_burst20_ticker_late_fork_1024mib", "(fork stalls)"),
+    ("1 ms ticker late, 20 children started, spawn, 1 GiB", "herd_burst20_ticker_late_spawn_1024mib", "<= 5 ms"),
+    ("1 ms ticker late, 20 children started, forkserver, 1 GiB", "herd_burst20_ticker_late_forkserver_1024mib", "<= 5 ms"),
     ("1 ms ticker late, replacing workers, fork, 1 GiB", "herd_pool_replace_ticker_late_fork_1024mib", "(fork stalls)"),
     ("1 ms ticker late, replacing workers, spawn, 1 GiB", "herd_pool_replace_ticker_late_spawn_1024mib", "<= 5 ms"),
     ("1 ms ticker late, replacing workers, forkserver, 1 GiB", "herd_pool_replace_ticker_late_forkserver_1024mib", "<= 5 ms"),

@@ -1,5 +1,7 @@
 // Python's Pool(processes, initializer, initargs, maxtasksperchild): the initializer gives each
-// worker its own state, and maxtasksperchild replaces workers after a few tasks each.
+// worker its own state, and maxtasksperchild replaces workers after a few tasks each. The
+// initializer and its arguments travel encoded, so the workers may be forked, spawned or made
+// by the forkserver (the default here, main having called herd::init).
 #include <herd/herd.hpp>
 
 #include "main.hpp"
@@ -15,7 +17,7 @@ namespace asio = boost::asio;
 // [snippet:state]
 std::string connection;  // per worker, set by the initializer
 
-void connect(const std::string& database) { connection = database + " (opened by " + std::to_string(::getpid()) + ")"; }
+void open_database(const std::string& database) { connection = database + " (opened by " + std::to_string(::getpid()) + ")"; }
 
 std::string query(int i) { return "query " + std::to_string(i) + " on " + connection; }
 // [/snippet]
@@ -23,7 +25,7 @@ std::string query(int i) { return "query " + std::to_string(i) + " on " + connec
 asio::awaitable<void> co_main(asio::any_io_executor ex, int, char**) {
   // [snippet:pool]
   herd::pool pool(ex, {.processes = 2,
-                       .initializer = [] { connect("inventory.db"); },  // initializer + initargs
+                       .initializer = {open_database, std::string("inventory.db")},  // initializer, initargs
                        .max_tasks_per_child = 3});
   // [/snippet]
   std::set<std::string> connections;
