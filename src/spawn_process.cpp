@@ -118,6 +118,8 @@ std::shared_ptr<function_process> start_role_process(const asio::any_io_executor
                                                      const spawn_request& request, herd::start_method method) {
   auto child = std::make_shared<function_process>(ex, options.name, options, function_type, function_address);
   remember(child);
+  // What this process printed so far comes before what the child prints, as with fork.
+  flush_stdio();
   fork_guard guard;
   unique_fd channel_write = open_outcome_channel(*child, options.name);
   std::vector<int> descriptors{channel_write.get()};
