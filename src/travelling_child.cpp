@@ -180,6 +180,8 @@ void throw_cannot_travel(herd::start_method method, const std::type_info& functi
                  role.data());
     std::_Exit(1);
   }
+  // As a forked child's: default dispositions, whatever the program's start installed.
+  reset_signals_in_child();
   if (start.die_with_parent) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (::getppid() != start.parent) std::_Exit(1);  // the parent died before the flag was set

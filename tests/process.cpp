@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -356,12 +357,20 @@ TEST_SUITE("process") {
 
       herd::process_options stubborn_options;
       stubborn_options.stop.grace = 200ms;
-      auto stubborn = herd::start(ex, stubborn_options, [] {
+      const std::string ready = (std::filesystem::temp_directory_path() /
+                                 ("herd-stubborn-" + std::to_string(::getpid()))).string();
+      std::filesystem::remove(ready);
+      auto stubborn = herd::start(ex, stubborn_options, [](std::string marker) {
         std::signal(SIGTERM, SIG_IGN);
+        std::ofstream(marker) << "ignoring SIGTERM";
         loop_forever();
-      });
-      asio::steady_timer settle(ex, 50ms);  // let it install its disposition
-      co_await settle.async_wait(asio::deferred);
+      }, ready);
+      asio::steady_timer settle(ex);  // until it has installed its disposition
+      for (int i = 0; i < 1000 && !std::filesystem::exists(ready); ++i) {
+        settle.expires_after(10ms);
+        co_await settle.async_wait(asio::deferred);
+      }
+      std::filesystem::remove(ready);
       const auto start = std::chrono::steady_clock::now();
       auto stopped = co_await stubborn.async_stop();
       CHECK(stopped.signal() == SIGKILL);

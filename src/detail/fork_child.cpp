@@ -38,6 +38,8 @@ void set_disposition(int signo, unsigned long handler) noexcept {
   ::syscall(SYS_rt_sigaction, signo, &action, nullptr, 8);
 }
 
+}  // namespace
+
 void reset_signals_in_child() noexcept {
   // Handlers belong to the parent: an asio::signal_set handler writes to the parent's
   // self-pipe, so the child's SIGTERM would stop the parent.
@@ -46,6 +48,8 @@ void reset_signals_in_child() noexcept {
   const unsigned long none = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, 8);
 }
+
+namespace {
 
 [[noreturn]] void exit_child(int code) noexcept {
   ::syscall(SYS_exit_group, code);

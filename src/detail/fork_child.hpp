@@ -17,6 +17,10 @@ void flush_stdio() noexcept;
 /// even that could not be allocated. Call it in a catch block.
 std::string current_exception_record() noexcept;
 
+/// Every signal disposition back to its default and an empty mask: a child never runs a
+/// handler the parent (or the program's own start, such as a sanitizer's) installed.
+void reset_signals_in_child() noexcept;
+
 /// In a fork child made under the fork lock (released by the caller): closes the parent's fork
 /// exclusions, resets signals (fork trap 2), joins its own process group, applies `options`,
 /// runs `body`, sends its outcome on `channel` and leaves with _exit. `name` lives in
