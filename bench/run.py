@@ -44,6 +44,35 @@ f.update(run([os.path.join(bench, "bench_pool")]))
 f.update(run([sys.executable, os.path.join(python_dir, "pool.py")]))
 f.update(run([os.path.join(bench, "bench_start")]))
 f.update(run([sys.executable, os.path.join(python_dir, "start.py")]))
+f.update(run([os.path.join(bench, "bench_pipeline")]))
+f.update(run([sys.executable, os.path.join(python_dir, "pipeline.py")]))
+
+
+def word_count(mib):
+    """The flagship on a generated corpus of `mib` MiB (made once): its MB/s and the parent's peak RSS."""
+    command = [os.path.join(build, "examples", "word_count"), "--generate-mib", str(mib)]
+    print("$", " ".join(os.path.relpath(c, root) if c.startswith(root) else c for c in command), flush=True)
+    subprocess.run(command, check=True, capture_output=True)  # the corpus made, the page cache warm
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    figures, folder = {}, None
+    for line in out.splitlines():
+        if line.startswith("corpus: "):
+            folder = line[len("corpus: "):line.rindex(" (")]
+        elif line.startswith("throughput: "):
+            figures[f"herd_word_count_{mib}mib_mb_per_s"] = (float(line.split()[1]), "MB/s")
+        elif line.startswith("parent peak RSS: "):
+            figures[f"herd_word_count_{mib}mib_peak_rss"] = (float(line.split()[3]), "MiB")
+    for name, (value, unit) in figures.items():
+        print(f"    {name:<42} {value:>10.4g} {unit}")
+    return figures, folder
+
+
+for mib in (20, 200):
+    figures, folder = word_count(mib)
+    f.update(figures)
+    if mib == 200:
+        python = run([sys.executable, os.path.join(python_dir, "word_count.py"), folder])
+        f.update({k.replace("python_word_count", "python_word_count_200mib"): v for k, v in python.items()})
 
 
 def ratio(a, b):
@@ -80,6 +109,12 @@ rows = [
     ("CPU-bound split, speed-up over serial: herd", f["herd_cpu_speedup"][0], ">= 1.9"),
     ("CPU-bound split, speed-up over serial: Python", f["python_cpu_speedup"][0], "(1.7-1.8 expected)"),
 ]
+rows.append(("3-stage pipeline of ints, items/s: herd / Python Process+Queue",
+             ratio("herd_pipeline_3stage_items", "python_pipeline_3stage_items"), ">= 10"))
+rows.append(("word count of 200 MB, MB/s: herd / Python Pool+Counter",
+             ratio("herd_word_count_200mib_mb_per_s", "python_word_count_200mib_mb_per_s"), ">= 5"))
+rows.append(("word count parent peak RSS: 200 MB / 20 MB corpus (herd)",
+             ratio("herd_word_count_200mib_peak_rss", "herd_word_count_20mib_peak_rss"), "~1 (flat)"))
 for method in ("spawn", "forkserver", "fork"):
     for mib in (0, 200, 1024):
         rows.append((f"pool of 2 up, {method}, {mib} MiB parent: Python / herd",

@@ -33,6 +33,7 @@ class herd_category final : public boost::system::error_category {
       case errc::broken_barrier: return "barrier is broken";
       case errc::initializer_failed: return "the pool's initializer failed";
       case errc::build_mismatch: return "the code belongs to another build of the program";
+      case errc::stage_failed: return "a pipeline stage failed";
     }
     return "unknown herd error " + std::to_string(value);
   }

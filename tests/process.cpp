@@ -630,19 +630,23 @@ TEST_SUITE("start methods of function children") {
         }
         // A C string argument arrives as std::string; a struct's fields arrive as its state.
         auto p = herd::start(ex, options, greeter{"again", 3});
-        CHECK(co_await p.async_result() == "hello again;hello again;hello again;");
+        const std::string greeting = co_await p.async_result();
+        CHECK(greeting == "hello again;hello again;hello again;");
         auto shouted = herd::start(ex, options, [](std::string s) { return s + "!"; }, "hey");
-        CHECK(co_await shouted.async_result() == "hey!");
+        const std::string shout = co_await shouted.async_result();
+        CHECK(shout == "hey!");
         // The child is this process's own, whichever way it was started.
         auto parent_of = herd::start(ex, options, [] { return herd::this_process::ppid(); });
-        CHECK(co_await parent_of.async_result() == ::getpid());
+        const int parent = co_await parent_of.async_result();
+        CHECK(parent == ::getpid());
       }
       // The same capturing lambda forks as ever.
       herd::process_options forked;
       forked.start_method = herd::start_method::fork;
       const int offset = 5;
       auto p = herd::start(ex, forked, [offset](int x) { return x + offset; }, 1);
-      CHECK(co_await p.async_result() == 6);
+      const int sum = co_await p.async_result();
+      CHECK(sum == 6);
     });
   }
 }

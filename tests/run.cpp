@@ -14,7 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -345,5 +347,55 @@ TEST_SUITE("run") {
     io.run();
     helper.join();
     CHECK(done == 20);
+  }
+
+  TEST_CASE("async_run_all runs at most N programs at once and gives each outcome in input order") {
+    leak_check guard;
+    const auto dir = std::filesystem::temp_directory_path() / ("herd-run-all-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    herd_test::run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      // Each program marks itself running, counts who runs, then leaves.
+      const std::string script = "touch " + dir.string() + "/$$; sleep 0.05; ls " + dir.string() +
+                                 " | wc -l; sleep 0.05; rm " + dir.string() + "/$$";
+      for (const std::size_t width : {std::size_t(1), std::size_t(3)}) {
+        std::vector<herd::command> commands;
+        for (int i = 0; i < 7; ++i) commands.push_back(herd::command("sh", "-c", script + "; echo " + std::to_string(i)));
+        commands.insert(commands.begin() + 2, herd::command("herd-no-such-program"));
+        commands.insert(commands.begin() + 4, herd::command("sh", "-c", "exit 3"));
+        herd::run_all_options options;
+        options.concurrency = width;
+        const std::vector<herd::run_all_item> items = co_await herd::async_run_all(ex, commands, options);
+        REQUIRE(items.size() == 9);
+        CHECK(items[2].error == herd::errc::program_not_found);
+        CHECK_FALSE(items[4].error);  // it ran; check is off
+        CHECK(items[4].result.status.code() == 3);
+        std::size_t most = 0;
+        int expected = 0;
+        for (std::size_t k = 0; k < items.size(); ++k) {
+          if (k == 2 || k == 4) continue;
+          CHECK_FALSE(items[k].error);
+          std::istringstream out(items[k].result.std_out);
+          std::size_t running = 0;
+          int index = -1;
+          out >> running >> index;
+          CHECK(index == expected++);  // input order
+          most = std::max(most, running);
+        }
+        CHECK(most == width);
+      }
+      // Cancelled: the running programs are stopped and none is started after.
+      std::vector<herd::command> sleepers(6, herd::command("sleep", "10"));
+      herd::run_all_options two;
+      two.concurrency = 2;
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        co_await herd::with_timeout(herd::async_run_all(ex, sleepers, two), 200ms);
+        FAIL("sleep 10 ended early");
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == herd::errc::timed_out);
+      }
+      CHECK(std::chrono::steady_clock::now() - start < 5s);
+    });
+    std::filesystem::remove_all(dir);
   }
 }

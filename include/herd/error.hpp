@@ -38,6 +38,7 @@ enum class errc : int {
   broken_barrier,          ///< a barrier was broken (a wait timed out, was cancelled, or abort() or reset() was called)
   initializer_failed,      ///< a pool's initializer failed in a worker: no task of that pool runs
   build_mismatch,          ///< code sent to another process names a build of the program that process does not run
+  stage_failed,            ///< a pipeline stage failed on an item (pipeline_error::original() says how)
 };
 
 /// The "herd" error category.

@@ -11,6 +11,7 @@
 #include <herd/exit_status.hpp>
 #include <herd/pipe.hpp>
 #include <herd/pipe_stream.hpp>
+#include <herd/pipeline.hpp>
 #include <herd/process.hpp>
 #include <herd/process_options.hpp>
 #include <herd/queue.hpp>

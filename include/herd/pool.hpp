@@ -178,6 +178,7 @@ class task_error : public boost::system::system_error {
 namespace detail {
 
 struct pool_core;
+struct pool_access;  // the pipelines' way to the core (src/pipeline.cpp)
 struct owned_loop;
 struct task_state;
 struct batch_state;
@@ -738,6 +739,7 @@ class pool {
   void shut_down() noexcept;
 
   std::unique_ptr<detail::owned_loop> loop_;  // a pool's own event loop, if it has one
+  friend struct detail::pool_access;
   std::shared_ptr<detail::pool_core> core_;
   executor_type executor_;
 };

@@ -10,6 +10,7 @@
 #include <herd/exit_status.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include <optional>
 #include <string>
@@ -121,5 +122,29 @@ template <asio::completion_token_for<void(error_code, run_pipeline_result)> Toke
 auto async_run_pipeline(const asio::any_io_executor& ex, std::vector<command> stages, Token&& token = {}) {
   return herd::async_run_pipeline(ex, std::move(stages), run_options{}, std::forward<Token>(token));
 }
+
+/// Options of async_run_all.
+struct run_all_options {
+  /// Programs running at once, at most (0: `herd::cpu_count()`).
+  std::size_t concurrency = 0;
+  /// How each program is run (its timeout; `check` makes an unsuccessful exit its error).
+  run_options each{};
+};
+
+/// One program's outcome in async_run_all: `error` is empty when it ran (see
+/// run_options::check), else why not (`program_not_found`, `timed_out`, …), and `result` has
+/// its status, output and description either way.
+struct run_all_item {
+  error_code error;
+  run_result result;
+};
+
+/// Runs every command, at most `options.concurrency` at once, as `xargs -P` and GNU parallel
+/// do; the outcomes come back in input order, one per command, each with its own error: one
+/// failing does not stop the others.
+/// @par Cancellation terminal, partial, total: every running program is stopped by its stop
+///   policy, none is started after; throws `operation_aborted` once they have ended.
+asio::awaitable<std::vector<run_all_item>> async_run_all(const asio::any_io_executor& ex, std::vector<command> commands,
+                                                         run_all_options options = {});
 
 }  // namespace herd

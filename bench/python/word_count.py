@@ -1,0 +1,31 @@
+"""Python twin of examples/word_count.cpp: Pool.imap_unordered over the files of a folder, each
+worker counting one file's words (runs of ASCII letters, lower-cased) into a Counter, the
+parent merging them. usage: word_count.py FOLDER; prints "metric value unit" lines."""
+import collections
+import multiprocessing as mp
+import os
+import re
+import resource
+import sys
+import time
+
+WORD = re.compile(rb"[A-Za-z]+")
+
+
+def count_file(path):
+    with open(path, "rb") as f:
+        return collections.Counter(w.lower() for w in WORD.findall(f.read()))
+
+
+if __name__ == "__main__":
+    folder = sys.argv[1]
+    files = sorted(os.path.join(d, n) for d, _, names in os.walk(folder) for n in names)
+    size = sum(os.path.getsize(f) for f in files)
+    start = time.perf_counter()
+    total = collections.Counter()
+    with mp.Pool() as pool:
+        for counts in pool.imap_unordered(count_file, files):
+            total.update(counts)
+    elapsed = time.perf_counter() - start
+    print(f"python_word_count_mb_per_s {size / 1e6 / elapsed:.4g} MB/s", flush=True)
+    print(f"python_word_count_peak_rss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.4g} MiB", flush=True)
