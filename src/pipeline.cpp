@@ -163,11 +163,16 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
     std::shared_ptr<pool_core> workers_core;
     std::string function;  // for messages
     reorder_buffer<unit_result> results;
+    chunk_sizer chunks;
     signal room, ready;   // a unit may start; a result may be released
     bool feeding = true;  // the feeder still takes items
     std::map<std::uint64_t, std::unique_ptr<asio::cancellation_signal>> parent_units;
     stage_runtime(stage_spec s, const strand_type& ex)
-        : spec(std::move(s)), results(spec.options.ordered), room(ex), ready(ex) {}
+        : spec(std::move(s)),
+          results(spec.options.ordered),
+          chunks(spec.options.chunk != 0 ? spec.options.chunk : default_chunk),
+          room(ex),
+          ready(ex) {}
   };
 
   pipeline_core(pipeline_plan p)
@@ -267,12 +272,10 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
   asio::awaitable<void> feed(std::size_t i) {
     stage_runtime& s = *stages[i];
     counters& c = counts[i + 1];
-    const std::size_t chunk = s.spec.what == stage_spec::kind::parent ? 1
-                              : s.spec.options.chunk != 0            ? s.spec.options.chunk
-                                                                     : default_chunk;
     for (;;) {
       while (s.results.outstanding() >= unit_limit(s) && !stopping) co_await s.room.wait();
       if (stopping) break;
+      const std::size_t chunk = s.spec.what == stage_spec::kind::parent ? 1 : s.chunks.next();
       std::vector<record> batch;
       if (!co_await links[i]->pop_some(batch, chunk)) break;
       c.in += batch.size();
@@ -298,8 +301,11 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
       indices.push_back(r.index);
     }
     const task_call call{s.spec.entry, s.spec.callable, s.spec.type, s.spec.address};
-    auto handler = [self = shared_from_this(), i, sequence, indices = std::move(indices)](
+    auto handler = [self = shared_from_this(), i, sequence, indices = std::move(indices), sent = clock::now()](
                        std::exception_ptr failure, std::string bytes) mutable {
+      if (!failure)
+        self->stages[i]->chunks.finished(indices.size(),
+                                         std::chrono::duration<double>(clock::now() - sent).count());
       unit_result unit;
       unit.failure = failure;
       if (!failure) {

@@ -597,6 +597,22 @@ TEST_SUITE("pipeline steps") {
     CHECK(herd::detail::redraw({"a"}, 0) == "\x1b[2Ka\n");
   }
 
+  TEST_CASE("the chunk sizer aims at about 2 ms of work a chunk, one item until it knows") {
+    herd::detail::chunk_sizer sizer(64);
+    CHECK(sizer.next() == 1);
+    sizer.finished(1, 0.000010);  // 10 us an item: 200 fit, capped at 64
+    CHECK(sizer.next() == 64);
+    herd::detail::chunk_sizer slow(64);
+    slow.finished(1, 0.050);  // 50 ms an item: one at a time
+    CHECK(slow.next() == 1);
+    herd::detail::chunk_sizer middle(64);
+    middle.finished(4, 0.0008);  // 200 us an item: 10 a chunk
+    CHECK(middle.next() == 10);
+    middle.finished(10, 0.0008);  // faster now (80 us): smoothed, it grows
+    CHECK(middle.next() > 10);
+    CHECK(middle.next() <= 25);
+  }
+
   TEST_CASE("the rate meter follows the count per second") {
     herd::detail::rate_meter meter;
     meter.sample(0, 0);

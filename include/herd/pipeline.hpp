@@ -68,8 +68,8 @@ struct stage_options {
   /// as they are ready.
   bool ordered = true;
   on_error errors = on_error::stop;
-  /// Function stages: items sent to a worker at once, at most (0: as many as are waiting, up
-  /// to 64); fewer when items are few, so slow items are spread over the workers.
+  /// Function stages: items sent to a worker at once, at most (0: 64). How many, below that,
+  /// follows how long items take: about 2 ms of work a chunk, one at a time for slow items.
   std::size_t chunk = 0;
   /// Function stages: how often items lost to a worker's death run again (pool rules), and
   /// after how many deaths an item is quarantined as poison.

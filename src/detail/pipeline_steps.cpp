@@ -2,6 +2,7 @@
 
 #include <herd/codec.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -39,11 +40,21 @@ std::vector<item_outcome> decode_chunk_outcomes(std::string_view bytes, std::siz
   return outcomes;
 }
 
+void chunk_sizer::finished(std::size_t items, double seconds) noexcept {
+  if (items == 0 || seconds < 0) return;
+  const double per_item = seconds / static_cast<double>(items);
+  per_item_ = per_item_ == 0 ? per_item : 0.7 * per_item_ + 0.3 * per_item;
+  const double fitting = per_item_ > 0 ? target_ / per_item_ : static_cast<double>(most_);
+  size_ = static_cast<std::size_t>(std::clamp(fitting, 1.0, static_cast<double>(most_)));
+}
+
 double rate_meter::sample(std::size_t count, double seconds) noexcept {
   if (!started_) {
     started_ = true;
     last_count_ = count;
     last_seconds_ = seconds;
+    // Until there are two samples: the average since the start.
+    rate_ = seconds > 0 ? static_cast<double>(count) / seconds : 0;
     return rate_;
   }
   const double span = seconds - last_seconds_;
@@ -97,7 +108,9 @@ std::vector<std::string> progress_lines(const std::vector<stage_metrics>& stages
     char percent[16];
     std::snprintf(percent, sizeof percent, "%.0f%%", share * 100);
     std::optional<double> left;
-    if (source.rate > 0) left = (static_cast<double>(*total) - done) / source.rate;
+    if (done >= static_cast<double>(*total))
+      left = 0;
+    else if (source.rate > 0) left = (static_cast<double>(*total) - done) / source.rate;
     head += std::string(" ") + percent + " of " + short_count(static_cast<double>(*total)) + ", ETA " +
             short_duration(left);
   }

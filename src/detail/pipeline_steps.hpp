@@ -45,6 +45,23 @@ class reorder_buffer {
   std::map<std::uint64_t, Unit> finished_;
 };
 
+/// How many items a function stage sends to a worker at once: enough for about `target` of
+/// work, so that small items travel in bulk and slow ones are spread over the workers; one
+/// until a chunk has come back to tell how long items take.
+class chunk_sizer {
+ public:
+  explicit chunk_sizer(std::size_t most, double target_seconds = 0.002) : most_(most), target_(target_seconds) {}
+  std::size_t next() const noexcept { return size_; }
+  /// A chunk of `items` took `seconds` from being sent to its results (queueing included).
+  void finished(std::size_t items, double seconds) noexcept;
+
+ private:
+  std::size_t most_;
+  double target_;
+  std::size_t size_ = 1;
+  double per_item_ = 0;  // smoothed seconds per item; 0 until measured
+};
+
 /// One item of a worker's chunk: its results (encoded), or why it failed.
 struct item_outcome {
   bool ok = false;
