@@ -8,6 +8,8 @@
 #include <herd/process.hpp>
 #include <herd/run.hpp>
 
+#include "detail/await_all.hpp"
+#include "detail/fork_child.hpp"
 #include "detail/pipeline_steps.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -26,8 +28,9 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <stdexcept>
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -44,18 +47,9 @@ struct pool_access {
 };
 
 void encode_item_failure(encoder& out) {
-  std::string type = "unknown exception";
-  if (const std::type_info* t = abi::__cxa_current_exception_type()) type = describe_function(*t, nullptr);
-  std::string message;
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    message = e.what();
-  } catch (...) {
-    message = "(not derived from std::exception)";
-  }
-  out.value(type);
-  out.value(message);
+  const exception_description d = describe_current_exception();
+  out.value(d.type);
+  out.value(d.message);
 }
 
 namespace {
@@ -71,14 +65,12 @@ struct record {
   std::string bytes;
 };
 
-// Wakes the coroutines waiting on it (one strand: a wake cannot fall between a check and a wait).
+// Wakes every coroutine waiting on it (one strand: a wake cannot fall between a check and a
+// wait). The timer never expires: waits end only by wake(), which cancels them all.
 class signal {
  public:
   explicit signal(const strand_type& ex) : timer_(ex, clock::time_point::max()) {}
-  asio::awaitable<void> wait() {
-    timer_.expires_at(clock::time_point::max());
-    co_await timer_.async_wait(asio::as_tuple(asio::deferred));
-  }
+  asio::awaitable<void> wait() { co_await timer_.async_wait(asio::as_tuple(asio::deferred)); }
   void wake() { timer_.cancel(); }
 
  private:
@@ -167,6 +159,8 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
     signal room, ready;   // a unit may start; a result may be released
     bool feeding = true;  // the feeder still takes items
     std::map<std::uint64_t, std::unique_ptr<asio::cancellation_signal>> parent_units;
+    std::optional<child> program;  // a program stage's program
+    bool input_refused = false;    // it stopped reading before its input was all written
     stage_runtime(stage_spec s, const strand_type& ex)
         : spec(std::move(s)),
           results(spec.options.ordered),
@@ -216,6 +210,7 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
     for (auto& l : links) l->abort();
     for (auto& s : stages) {
       if (s->workers) s->workers->terminate();
+      if (s->program) s->program->terminate();
       for (auto& [sequence, cancel] : s->parent_units) cancel->emit(asio::cancellation_type::terminal);
       s->room.wake();
       s->ready.wake();
@@ -345,6 +340,59 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
                      }
                      self->finish_unit(i, sequence, std::move(unit));
                    }));
+  }
+
+  // A program stage: its items written as lines to its stdin, in order.
+  asio::awaitable<void> feed_program(std::size_t i) {
+    stage_runtime& s = *stages[i];
+    counters& c = counts[i + 1];
+    std::vector<record> batch;
+    while (!stopping) {
+      batch.clear();
+      if (!co_await links[i]->pop_some(batch, default_chunk)) break;
+      std::string lines;
+      for (const record& r : batch) {
+        lines += herd::decode<std::string>(r.bytes);
+        lines += '\n';
+      }
+      c.in += batch.size();
+      auto [ec, written] = co_await s.program->std_in().async_write(std::move(lines), asio::as_tuple(asio::deferred));
+      if (ec) {
+        s.input_refused = !stopping;  // it exited (or closed its stdin) early
+        break;
+      }
+    }
+    s.program->close_stdin();
+  }
+
+  // A program stage: its stdout's lines to the next stage, then its exit status checked.
+  asio::awaitable<void> collect_program(std::size_t i) {
+    stage_runtime& s = *stages[i];
+    counters& c = counts[i + 1];
+    c.started_work();
+    for (;;) {
+      auto [ec, line] = co_await s.program->std_out().async_read_line(asio::as_tuple(asio::deferred));
+      if (ec) break;  // the end of its output (or it was stopped)
+      record r{c.out, herd::encode(line)};
+      if (!co_await links[i + 1]->push(std::move(r))) break;
+      ++c.out;
+    }
+    auto [ec, status] = co_await s.program->async_wait(asio::as_tuple(asio::deferred));
+    c.ended_work();
+    if (!stopping && (!status.success() || s.input_refused)) {
+      ++c.failed;
+      if (s.spec.options.errors == on_error::skip) {
+        links[i + 1]->close();
+        co_return;
+      }
+      const error_code code = status.signal() != 0 ? errc::child_killed : status.success() ? errc::closed : errc::child_exited;
+      const std::string why = status.success() ? "exited before reading all its input" : status.to_string();
+      fail(i + 1, c.in,
+           std::make_exception_ptr(boost::system::system_error(
+               code, "program " + s.program->name() + " " + why + " (" + std::to_string(c.in) + " lines given, " +
+                         std::to_string(c.out) + " read)")));
+    }
+    links[i + 1]->close();
   }
 
   void finish_unit(std::size_t i, std::uint64_t sequence, unit_result unit) {
@@ -488,6 +536,8 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
         s->workers_core = pool_access::core(*s->workers);
         s->function = describe_function(*s->spec.type, s->spec.address);
       }
+      if (s->spec.what == stage_spec::kind::program)
+        s->program.emplace(plan.ex, std::move(*s->spec.program).std_in(stdio::pipe()).std_out(stdio::pipe()));
       stages.push_back(std::move(s));
     }
     counts.push_back({});
@@ -498,8 +548,13 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
     source_active = sink_active = true;
     spawn(run_source(), &source_cancel);
     for (std::size_t i = 0; i < stages.size(); ++i) {
-      spawn(feed(i));
-      spawn(collect(i));
+      if (stages[i]->program) {
+        spawn(feed_program(i));
+        spawn(collect_program(i));
+      } else {
+        spawn(feed(i));
+        spawn(collect(i));
+      }
     }
     spawn(run_sink(std::move(sink)), &sink_cancel);
     if (plan.options.progress) asio::co_spawn(strand, show_progress(), [](std::exception_ptr) {});
@@ -532,6 +587,129 @@ struct pipeline_core : std::enable_shared_from_this<pipeline_core> {
   }
 };
 
+namespace {
+
+// Thrown by the sink of a pipeline that feeds another one that has stopped: it stops this one.
+struct downstream_stopped : std::runtime_error {
+  downstream_stopped() : std::runtime_error("herd: the pipeline this one feeds has stopped") {}
+};
+
+bool stopped_downstream(const std::exception_ptr& error) {
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const pipeline_error& e) {
+    return stopped_downstream(e.original());
+  } catch (const downstream_stopped&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void throw_downstream_stopped() { throw downstream_stopped(); }
+
+source_body merged_sources(std::vector<source_body> inputs) {
+  auto held = std::make_shared<std::vector<source_body>>(std::move(inputs));
+  return [held](pipeline_emitter& out) -> asio::awaitable<void> {
+    std::vector<asio::awaitable<void>> work;
+    for (source_body& input : *held) work.push_back(input(out));
+    co_await await_all(co_await asio::this_coro::executor, std::move(work));
+  };
+}
+
+// tee(): the upstream runs once, into a sink that hands every item to each branch still reading.
+struct tee_hub : std::enable_shared_from_this<tee_hub> {
+  struct branch {
+    std::deque<std::string> items;
+    bool reading = true;
+  };
+  std::function<asio::awaitable<void>(sink_body)> upstream;
+  std::vector<branch> branches;
+  std::size_t buffer;
+  bool started = false, ended = false;
+  std::exception_ptr error;
+  std::optional<signal> changed;
+
+  bool anyone_reading() const {
+    for (const branch& b : branches)
+      if (b.reading) return true;
+    return false;
+  }
+  bool room_for_all() const {
+    for (const branch& b : branches)
+      if (b.reading && b.items.size() >= buffer) return false;
+    return true;
+  }
+
+  void start(const asio::any_io_executor& ex) {
+    if (started) return;
+    started = true;
+    changed.emplace(ex);
+    auto self = shared_from_this();
+    sink_body sink = [self](std::string bytes) -> asio::awaitable<void> {
+      while (self->anyone_reading() && !self->room_for_all()) co_await self->changed->wait();
+      if (!self->anyone_reading()) throw_downstream_stopped();
+      for (branch& b : self->branches)
+        if (b.reading) b.items.push_back(bytes);
+      self->changed->wake();
+    };
+    asio::co_spawn(ex, upstream(std::move(sink)), [self](std::exception_ptr failure) {
+      self->error = failure;
+      self->ended = true;
+      self->changed->wake();
+    });
+  }
+
+  // Marks branch `k` as no longer reading, whatever ends its source.
+  struct leaving {
+    tee_hub& hub;
+    std::size_t k;
+    ~leaving() {
+      hub.branches[k].reading = false;
+      hub.branches[k].items.clear();
+      if (hub.changed) hub.changed->wake();
+    }
+  };
+
+  asio::awaitable<void> read(std::size_t k, pipeline_emitter& out) {
+    start(co_await asio::this_coro::executor);
+    auto self = shared_from_this();  // alive while a branch reads
+    leaving guard{*this, k};
+    for (;;) {
+      while (branches[k].items.empty() && !ended) co_await changed->wait();
+      if (branches[k].items.empty()) {
+        if (error && !stopped_downstream(error)) std::rethrow_exception(error);
+        co_return;
+      }
+      std::string bytes = std::move(branches[k].items.front());
+      branches[k].items.pop_front();
+      changed->wake();
+      if (!co_await out.emit(std::move(bytes))) break;
+    }
+    // This branch stopped reading: if it was the last, the upstream stops; wait for its end, so
+    // that its processes are gone when this branch's run completes.
+    branches[k].reading = false;
+    changed->wake();
+    if (!anyone_reading())
+      while (!ended) co_await changed->wait();
+  }
+};
+
+std::vector<source_body> tee_sources(std::function<asio::awaitable<void>(sink_body)> upstream, std::size_t branches,
+                                     std::size_t buffer) {
+  auto hub = std::make_shared<tee_hub>();
+  hub->upstream = std::move(upstream);
+  hub->branches.resize(branches);
+  hub->buffer = std::max<std::size_t>(1, buffer);
+  std::vector<source_body> sources;
+  for (std::size_t k = 0; k < branches; ++k)
+    sources.push_back([hub, k](pipeline_emitter& out) -> asio::awaitable<void> { co_await hub->read(k, out); });
+  return sources;
+}
+
 asio::awaitable<bool> pipeline_emitter::emit(std::string bytes) {
   return core_->emit(std::move(bytes));
 }
@@ -553,8 +731,12 @@ asio::awaitable<pipeline_summary> run_pipeline(std::shared_ptr<pipeline_core> co
       co_await asio::this_coro::reset_cancellation_state();
     }
   }
-  // Its worker processes are gone before it returns (or throws).
+  // Its worker processes and programs are gone before it returns (or throws).
   for (auto& s : core->stages) {
+    if (s->program) {
+      auto [ec, status] = co_await s->program->async_wait(asio::as_tuple(asio::deferred));
+      (void)ec;
+    }
     if (!s->workers) continue;
     s->workers->close();
     auto [ec] = co_await s->workers->async_join(asio::as_tuple(asio::deferred));

@@ -13,6 +13,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using herd_test::leak_check;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -408,6 +410,98 @@ TEST_SUITE("pipeline") {
       }
     });
     std::filesystem::remove(file);
+  }
+
+  TEST_CASE("a program stage is fed items as lines and gives its output lines, and its early exit fails the stage") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const std::vector<std::string> words{"alpha", "beta", "gamma"};
+      auto upper = herd::from_range(ex, words).through("upper", herd::command("tr", "a-z", "A-Z"));
+      const std::vector<std::string> shouted = co_await upper.async_collect();
+      const std::vector<std::string> expected{"ALPHA", "BETA", "GAMMA"};
+      CHECK(shouted == expected);
+      CHECK(upper.summary().stages[1].items_in == 3);
+      CHECK(upper.summary().stages[1].items_out == 3);
+
+      // A program stage between function stages: lengths of the words it prints.
+      auto mixed = herd::from_range(ex, up_to(5))
+                       .map("square", square, workers(1))
+                       .map_in_parent("text", [](int x) { return std::to_string(x); })
+                       .through("rev", herd::command("rev"))
+                       .map("length", length_of, workers(1));
+      const std::vector<std::size_t> lengths = co_await mixed.async_collect();
+      const std::vector<std::size_t> expected_lengths{1, 1, 1, 1, 2};
+      CHECK(lengths == expected_lengths);
+
+      // head stops reading after two lines: the rest of an endless input is not silently lost.
+      auto head = herd::from_range(ex, naturals{})
+                      .map_in_parent("text", [](int x) { return std::to_string(x); })
+                      .through("head", herd::command("head", "-n", "2"));
+      try {
+        co_await head.async_collect();
+        FAIL("no error");
+      } catch (const herd::pipeline_error& e) {
+        CHECK(e.stage() == "head");
+        CHECK(std::string(e.what()).find("exited before reading all its input") != std::string::npos);
+      }
+
+      // A failing exit status fails the stage, with the status in the message.
+      auto failing = herd::from_range(ex, words).through("fails", herd::command("sh", "-c", "read x; echo $x; exit 4"));
+      try {
+        co_await failing.async_collect();
+        FAIL("no error");
+      } catch (const herd::pipeline_error& e) {
+        CHECK(e.code() == herd::errc::child_exited);
+        CHECK(std::string(e.what()).find("code 4") != std::string::npos);
+      }
+    });
+  }
+
+  TEST_CASE("merge takes the items of several pipelines and tee gives every item to several") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      std::vector<int> evens, odds;
+      for (int i = 0; i < 100; ++i) (i % 2 == 0 ? evens : odds).push_back(i);
+      auto merged = herd::merge(herd::from_range(ex, evens).map("square", square, workers(1)), herd::from_range(ex, odds))
+                        .map_in_parent("id", [](int x) { return x; });
+      const std::vector<int> got = co_await merged.async_collect();
+      REQUIRE(got.size() == 100);
+      std::vector<int> from_evens, from_odds;
+      for (int x : got) (x % 2 == 0 ? from_evens : from_odds).push_back(x);
+      std::vector<int> squares;
+      for (int x : evens) squares.push_back(x * x);
+      CHECK(from_evens == squares);  // each input keeps its own order
+      CHECK(from_odds == odds);
+
+      // One input failing stops the merged pipeline, naming it.
+      auto failing = herd::merge(herd::from_range(ex, up_to(30)).map("unlucky", fail_on_13, workers(1)),
+                                 herd::from_range(ex, naturals{}));
+      try {
+        co_await failing.async_for_each([](int) {});
+        FAIL("no error");
+      } catch (const herd::pipeline_error& e) {
+        CHECK(e.stage() == "merge");
+        CHECK(std::string(e.what()).find("unlucky") != std::string::npos);
+        CHECK(std::string(e.what()).find("thirteen") != std::string::npos);
+      }
+
+      // Fan-out: both branches see every item of one upstream, which runs once.
+      std::vector<herd::pipeline<int>> branches = herd::tee(herd::from_range(ex, up_to(200)).map("square", square, workers(2)), 2);
+      auto kept = std::move(branches[0]).filter("even", is_even, workers(1));
+      auto shifted = std::move(branches[1]).map_in_parent("plus one", [](int x) { return x + 1; });
+      std::vector<int> even_squares, plus_one;
+      std::vector<asio::awaitable<void>> both;
+      auto run_kept = [&]() -> asio::awaitable<void> { even_squares = co_await kept.async_collect(); };
+      auto run_shifted = [&]() -> asio::awaitable<void> { plus_one = co_await shifted.async_collect(); };
+      co_await (run_kept() && run_shifted());
+      std::vector<int> expected_even, expected_plus;
+      for (int i = 0; i < 200; ++i) {
+        if (i * i % 2 == 0) expected_even.push_back(i * i);
+        expected_plus.push_back(i * i + 1);
+      }
+      CHECK(even_squares == expected_even);
+      CHECK(plus_one == expected_plus);
+    });
   }
 
   TEST_CASE("a parent stage runs its coroutines concurrently, at most as many as asked") {

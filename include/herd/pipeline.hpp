@@ -148,7 +148,7 @@ using parent_body = std::function<asio::awaitable<void>(std::string item, std::v
 using sink_body = std::function<asio::awaitable<void>(std::string item)>;
 
 struct stage_spec {
-  enum class kind { worker, parent };
+  enum class kind { worker, parent, program };
   std::string name;
   kind what = kind::worker;
   stage_options options;
@@ -157,6 +157,7 @@ struct stage_spec {
   const std::type_info* type = nullptr;
   const void* address = nullptr;
   parent_body body;  // parent
+  std::optional<command> program;  // program
 };
 
 struct source_spec {
@@ -177,6 +178,18 @@ std::shared_ptr<pipeline_core> make_pipeline_core(pipeline_plan plan);
 asio::awaitable<pipeline_summary> run_pipeline(std::shared_ptr<pipeline_core> core, std::string sink_name,
                                                sink_body sink);
 std::vector<stage_metrics> pipeline_metrics(const std::shared_ptr<pipeline_core>& core);
+
+/// A merged source: every body at once, each emitting into the same link (src/pipeline.cpp).
+source_body merged_sources(std::vector<source_body> inputs);
+/// What a pipeline's sink throws when the pipeline it feeds has stopped.
+[[noreturn]] void throw_downstream_stopped();
+
+/// The shared upstream of tee()'s branches (src/pipeline.cpp).
+struct tee_hub;
+/// `upstream(sink)` runs the upstream pipeline into `sink`; `branches` sources read it, each
+/// item given to every one, at most `buffer` ahead of the slowest.
+std::vector<source_body> tee_sources(std::function<asio::awaitable<void>(sink_body)> upstream, std::size_t branches,
+                                     std::size_t buffer);
 /// Throws errc::not_running: a pipeline moved from, already extended or already run.
 [[noreturn]] void throw_used_pipeline(const char* what);
 
@@ -221,10 +234,36 @@ void invoke_stage_chunk(std::uint64_t callable, std::string_view encoded, std::s
   }
 }
 
+// What a function stage's function gives; `int` stands in when it cannot be called (the
+// static_asserts have said why), so that no second error buries the first.
+template <bool Callable, typename F, typename T>
+struct stage_result {
+  using type = int;
+};
 template <typename F, typename T>
-using stage_result_t = std::decay_t<std::invoke_result_t<F&, T&>>;
+struct stage_result<true, F, T> {
+  using type = std::decay_t<std::invoke_result_t<F&, T&>>;
+};
+template <typename F, typename T>
+using stage_result_t = typename stage_result<std::is_invocable_v<F&, T&>, F, T>::type;
+
+template <typename R, bool Range = requires(R& r) { std::begin(r); }>
+struct element_of {
+  using type = int;
+};
+template <typename R>
+struct element_of<R, true> {
+  using type = std::decay_t<decltype(*std::begin(std::declval<R&>()))>;
+};
 
 }  // namespace detail
+
+template <typename T>
+class pipeline;
+template <typename T, typename... More>
+pipeline<T> merge(pipeline<T> first, More... more);
+template <typename T>
+std::vector<pipeline<T>> tee(pipeline<T> upstream, std::size_t branches, std::size_t buffer = 64);
 
 /// A pipeline whose items, as its last stage gives them, are `T`. Built from a source
 /// (`herd::from_range`, …), extended by stages, run by one of its `async_…` sinks.
@@ -262,7 +301,7 @@ class pipeline {
   pipeline filter(std::string name, F f, stage_options options = {}) && {
     using fn = std::decay_t<F>;
     check<fn>();
-    static_assert(std::is_convertible_v<detail::stage_result_t<fn, T>, bool>,
+    static_assert(!callable<fn> || std::is_convertible_v<detail::stage_result_t<fn, T>, bool>,
                   "herd::pipeline::filter: the predicate must return something convertible to bool");
     return pipeline(with_worker_stage<fn, detail::stage_shape::filter>(std::move(name), f, options));
   }
@@ -274,7 +313,9 @@ class pipeline {
     using fn = std::decay_t<F>;
     check<fn>();
     using result = detail::stage_result_t<fn, T>;
-    using element = std::decay_t<decltype(*std::begin(std::declval<result&>()))>;
+    static_assert(!callable<fn> || requires(result& r) { std::begin(r); },
+                  "herd::pipeline::flat_map: the stage function must return a range (a std::vector, …)");
+    using element = typename detail::element_of<result>::type;
     static_assert(encodable<element>, "herd::pipeline::flat_map: the elements cannot travel (see herd/codec.hpp)");
     return pipeline<element>(with_worker_stage<fn, detail::stage_shape::flat_map>(std::move(name), f, options));
   }
@@ -303,6 +344,21 @@ class pipeline {
       }
     };
     return pipeline<result>(with(std::move(s)));
+  }
+
+  /// An external program fed the items as lines of its stdin; its stdout's lines are the next
+  /// stage's items (`T` is a string). Its own order; its stderr is inherited. It is stopped by
+  /// the stage's stop policy when the pipeline stops; one that exits before its input is all
+  /// written, or with a failure, fails the stage (`child_exited` or `child_killed`).
+  pipeline<std::string> through(std::string name, command program, stage_options options = {}) && {
+    static_assert(std::is_convertible_v<const T&, std::string_view>,
+                  "herd::pipeline::through: a program stage takes lines of text: the items must be strings");
+    detail::stage_spec s;
+    s.name = std::move(name);
+    s.what = detail::stage_spec::kind::program;
+    s.options = options;
+    s.program.emplace(std::move(program));
+    return pipeline<std::string>(with(std::move(s)));
   }
 
   /// Runs the pipeline; `f(item)` (a value or an awaitable, in this process) sees every item
@@ -352,12 +408,35 @@ class pipeline {
   /// The summary of the last async_collect.
   const pipeline_summary& summary() const noexcept { return summary_; }
 
+  /// This pipeline as the source of another (merge, tee): it runs when that one does, its items
+  /// emitted there as they leave its last stage.
+  detail::source_body as_source() && {
+    auto held = std::make_shared<pipeline>(std::move(*this));
+    return [held](detail::pipeline_emitter& out) -> asio::awaitable<void> {
+      co_await held->run("into the next pipeline", [&out](std::string bytes) -> asio::awaitable<void> {
+        if (!co_await out.emit(std::move(bytes))) detail::throw_downstream_stopped();
+      });
+    };
+  }
+
   /// False once moved from, extended by a stage (which consumes it) or run (a pipeline runs once).
   bool valid() const noexcept { return plan_ != nullptr; }
 
  private:
   template <typename U>
   friend class pipeline;
+  template <typename U, typename... More>
+  friend pipeline<U> merge(pipeline<U> first, More... more);
+  template <typename U>
+  friend std::vector<pipeline<U>> tee(pipeline<U> upstream, std::size_t branches, std::size_t buffer);
+
+  detail::pipeline_plan take_plan() && { return take("use"); }
+  const asio::any_io_executor& executor() const { return plan_->ex; }
+  const pipeline_options& options() const { return plan_->options; }
+
+  // A function stage can be built: it travels and takes these items.
+  template <typename F>
+  static constexpr bool callable = detail::travelling_callable<F> && std::is_invocable_v<F&, T&>;
 
   template <typename F>
   static constexpr void check() {
@@ -387,15 +466,19 @@ class pipeline {
 
   template <typename F, detail::stage_shape Shape>
   detail::pipeline_plan with_worker_stage(std::string name, const F& f, const stage_options& options) {
-    detail::stage_spec s;
-    s.name = std::move(name);
-    s.what = detail::stage_spec::kind::worker;
-    s.options = options;
-    s.entry = &detail::invoke_stage_chunk<F, T, Shape>;
-    s.callable = detail::callable_word(f);
-    s.type = &typeid(F);
-    s.address = detail::function_address(f);
-    return with(std::move(s));
+    if constexpr (!callable<F>) {
+      return {};  // not built: check() has said why
+    } else {
+      detail::stage_spec s;
+      s.name = std::move(name);
+      s.what = detail::stage_spec::kind::worker;
+      s.options = options;
+      s.entry = &detail::invoke_stage_chunk<F, T, Shape>;
+      s.callable = detail::callable_word(f);
+      s.type = &typeid(F);
+      s.address = detail::function_address(f);
+      return with(std::move(s));
+    }
   }
 
   asio::awaitable<pipeline_summary> run(std::string sink_name, detail::sink_body body) {
@@ -471,6 +554,48 @@ pipeline<std::string> from_file_lines(const asio::any_io_executor& ex, std::file
 /// The lines a program writes to its stdout (without their '\n'). A program that exits with a
 /// failure fails the pipeline (its status and stderr's last lines in the message).
 pipeline<std::string> from_command_lines(const asio::any_io_executor& ex, command cmd, pipeline_options options = {});
+
+/// Fan-in: one pipeline of the items of every input, as they come (each input's own order is
+/// kept). The inputs run together when it runs; the first error of any stops them all; it is
+/// reported with the stage named "merge" and the original error (a `pipeline_error` of the
+/// input) in `original()`. The executor and the progress display are the first input's.
+template <typename T, typename... More>
+pipeline<T> merge(pipeline<T> first, More... more) {
+  static_assert((std::is_same_v<More, pipeline<T>> && ...), "herd::merge: every input must be a pipeline of the same items");
+  if (!first.valid() || (!more.valid() || ...)) detail::throw_used_pipeline("merge");
+  detail::pipeline_plan head = std::move(first).take_plan();
+  detail::pipeline_plan plan{head.ex, {}, {}, head.options};
+  plan.source.name = "merge";
+  std::vector<detail::source_body> inputs;
+  inputs.push_back(pipeline<T>(std::move(head)).as_source());
+  (inputs.push_back(std::move(more).as_source()), ...);
+  plan.source.body = detail::merged_sources(std::move(inputs));
+  return pipeline<T>(std::move(plan));
+}
+
+/// Fan-out: `branches` pipelines that each get every item of `upstream` (a tee), to be extended
+/// and run together (each must run: the upstream goes no further than `buffer` items ahead of the
+/// slowest branch). The upstream starts when the first branch runs and stops when every branch
+/// has stopped reading; its error fails every branch still reading.
+template <typename T>
+std::vector<pipeline<T>> tee(pipeline<T> upstream, std::size_t branches, std::size_t buffer) {
+  if (!upstream.valid()) detail::throw_used_pipeline("tee");
+  const asio::any_io_executor ex = upstream.executor();
+  const pipeline_options options = upstream.options();
+  auto held = std::make_shared<pipeline<T>>(std::move(upstream));
+  auto run_upstream = [held](detail::sink_body sink) -> asio::awaitable<void> {
+    co_await held->run("tee", std::move(sink));
+  };
+  std::vector<detail::source_body> sources = detail::tee_sources(std::move(run_upstream), branches, buffer);
+  std::vector<pipeline<T>> out;
+  for (std::size_t k = 0; k < sources.size(); ++k) {
+    detail::pipeline_plan plan{ex, {}, {}, k == 0 ? options : pipeline_options{}};
+    plan.source.name = "tee " + std::to_string(k + 1);
+    plan.source.body = std::move(sources[k]);
+    out.push_back(pipeline<T>(std::move(plan)));
+  }
+  return out;
+}
 
 namespace detail {
 sink_body file_sink(const std::filesystem::path& file, std::function<std::string(std::string_view bytes)> line_of);

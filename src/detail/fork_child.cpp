@@ -140,18 +140,22 @@ bool apply_stdio_in_child(int target, const stdio& s) noexcept {
 
 }  // namespace
 
+exception_description describe_current_exception() {
+  exception_description d{current_exception_type(), {}};
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    d.message = e.what();
+  } catch (...) {
+    d.message = "(not derived from std::exception)";
+  }
+  return d;
+}
+
 std::string current_exception_record() noexcept {
   try {
-    std::string message;
-    std::string type = current_exception_type();
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      message = e.what();
-    } catch (...) {
-      message = "(not derived from std::exception)";
-    }
-    return encode_exception(type, message);
+    const exception_description d = describe_current_exception();
+    return encode_exception(d.type, d.message);
   } catch (...) {
     return {};  // out of memory
   }

@@ -13,6 +13,14 @@ namespace herd::detail {
 /// buffered text would be printed again by the child (fork trap 1), and at the child's exit.
 void flush_stdio() noexcept;
 
+/// The exception being handled: its type, demangled, and its what() (or a note if it is not a
+/// std::exception). Call it in a catch block.
+struct exception_description {
+  std::string type;
+  std::string message;
+};
+exception_description describe_current_exception();
+
 /// The exception being handled, as an outcome's exception record (its type and what()); empty if
 /// even that could not be allocated. Call it in a catch block.
 std::string current_exception_record() noexcept;
