@@ -70,11 +70,19 @@ struct record {
 class signal {
  public:
   explicit signal(const strand_type& ex) : timer_(ex, clock::time_point::max()) {}
-  asio::awaitable<void> wait() { co_await timer_.async_wait(asio::as_tuple(asio::deferred)); }
-  void wake() { timer_.cancel(); }
+  asio::awaitable<void> wait() {
+    ++waiting_;
+    co_await timer_.async_wait(asio::as_tuple(asio::deferred));
+    --waiting_;
+  }
+  // Every push and pop wakes its link's other side: a cancel only when someone waits.
+  void wake() {
+    if (waiting_ > 0) timer_.cancel();
+  }
 
  private:
   asio::steady_timer timer_;
+  std::size_t waiting_ = 0;
 };
 
 // A bounded link between two nodes.

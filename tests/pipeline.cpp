@@ -103,13 +103,6 @@ std::vector<int> up_to(int n) {
   return v;
 }
 
-long resident_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return 0;
-}
 
 herd::stage_options workers(std::size_t n, bool ordered = true) {
   herd::stage_options o;
@@ -299,7 +292,7 @@ TEST_SUITE("pipeline") {
       asio::steady_timer pause(ex);
       auto sink = [&](int) -> asio::awaitable<void> {
         ++seen;
-        if (seen == 200) before = resident_kib();
+        if (seen == 200) before = herd_test::resident_kib();
         const auto m = p.metrics();
         most_ahead = std::max(most_ahead, m[0].items_out - seen);
         CHECK(m[1].queued <= 16);
@@ -320,7 +313,7 @@ TEST_SUITE("pipeline") {
       // on, 64 in the link into the sink and 64 in the sink's hands.
       CHECK(most_ahead <= 16 + 4 * 64 + 3 * 64);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-      const long growth = resident_kib() - before;
+      const long growth = herd_test::resident_kib() - before;
       CHECK_MESSAGE(growth < 4096, "RSS grew by ", growth, " KiB");
 #else
       (void)before;

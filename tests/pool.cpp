@@ -352,13 +352,6 @@ struct counting {
 };
 long long plus_one(long long x) { return x + 1; }
 
-long resident_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return 0;
-}
 }  // namespace
 
 TEST_CASE("pool: imap over an endless input reads it lazily in bounded memory") {
@@ -375,13 +368,13 @@ TEST_CASE("pool: imap over an endless input reads it lazily in bounded memory") 
       if (*r != expected) FAIL_CHECK("out of order at ", i);
       ++expected;
       ahead = std::max(ahead, furthest_read - i);
-      if (i == 20000) before = resident_kib();
+      if (i == 20000) before = herd_test::resident_kib();
     }
     // The input is read at most the window's chunks ahead of the reader.
     CHECK(ahead <= 8 * 16);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     // (Sanitizers keep freed memory in quarantine, so RSS says nothing there.)
-    const long growth = resident_kib() - before;
+    const long growth = herd_test::resident_kib() - before;
     CHECK_MESSAGE(growth < 4096, "RSS grew by ", growth, " KiB");
 #else
     (void)before;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -65,6 +66,15 @@ inline std::vector<int> child_pids() {
 }
 
 /// True once `pid` no longer runs (gone, or a zombie waiting for its new parent).
+/// This process's resident memory (VmRSS), in KiB.
+inline long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
 inline bool wait_until_gone(int pid, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
