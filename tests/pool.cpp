@@ -189,6 +189,11 @@ asio::awaitable<int> wait_ms(int ms) {
   co_await t.async_wait(asio::deferred);
   co_return ::getpid();
 }
+// Counts itself in (the worker has published it as running), then waits as wait_ms does.
+asio::awaitable<int> count_in_and_wait(int ms) {
+  ++meeting().in;
+  co_return co_await wait_ms(ms);
+}
 // Announces itself, then never yields: a cancellation cannot reach it.
 asio::awaitable<int> spin_coroutine(int) {
   started() = ::getpid();
@@ -579,6 +584,7 @@ TEST_CASE("pool: with_timeout around async_apply stops the late task and the poo
 TEST_CASE("pool: concurrency_per_worker runs that many coroutine tasks at once in one worker and no more") {
   leak_check leaks;
   herd_test::run([](auto ex) -> asio::awaitable<void> {
+    meeting().in = 0;
     meeting().most = 0;
     auto options = small(1);
     options.concurrency_per_worker = 8;
@@ -652,13 +658,18 @@ TEST_CASE("pool: a concurrent worker SIGKILLed fails exactly the coroutine tasks
     options.concurrency_per_worker = 3;
     herd::pool pool(ex, options);
     const int pid = co_await pool.async_apply(my_pid);
+    meeting().in = 0;
     std::vector<herd::pool_task<int>> tasks;
-    for (int i = 0; i < 5; ++i) tasks.push_back(pool.submit(wait_ms, 10000));
-    // Three run; two wait in the worker's inbox or the pool's queue.
-    co_await until_not(ex, pool, [](const herd::pool_stats& s) { return s.running < 5; });
-    asio::steady_timer settle(ex, 100ms);
-    co_await settle.async_wait(asio::deferred);
-    ::kill(pid, SIGKILL);
+    for (int i = 0; i < 5; ++i) tasks.push_back(pool.submit(count_in_and_wait, 10000));
+    // Three run (counted in, so published as running: a slow machine's worker may take its
+    // time to begin them); two wait in the worker's inbox or the pool's queue.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (meeting().in.load() < 3 && std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer t(ex, 5ms);
+      co_await t.async_wait(asio::deferred);
+    }
+    REQUIRE(meeting().in.load() == 3);
+    REQUIRE(::kill(pid, SIGKILL) == 0);
     int died = 0;
     for (int i = 0; i < 3; ++i)
       if (co_await task_failure(tasks[i].async_get()) == herd::errc::worker_died) ++died;
