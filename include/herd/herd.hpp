@@ -19,6 +19,7 @@
 #include <herd/scope.hpp>
 #include <herd/pool.hpp>
 #include <herd/shared.hpp>
+#include <herd/shutdown.hpp>
 #include <herd/start_method.hpp>
 #include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
