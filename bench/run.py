@@ -67,6 +67,8 @@ def word_count(mib):
     return figures, folder
 
 
+f.update(run([sys.executable, os.path.join(root, "bench", "http.py"), build]))
+
 for mib in (20, 200):
     figures, folder = word_count(mib)
     f.update(figures)
@@ -109,6 +111,10 @@ rows = [
     ("CPU-bound split, speed-up over serial: herd", f["herd_cpu_speedup"][0], ">= 1.9"),
     ("CPU-bound split, speed-up over serial: Python", f["python_cpu_speedup"][0], "(1.7-1.8 expected)"),
 ]
+rows.append(("HTTP /primes req/s: herd / Python aiohttp+ProcessPoolExecutor",
+             ratio("herd_http_primes_rps", "python_http_primes_rps"), ">= 5"))
+rows.append(("HTTP /primes req/s: herd / the same server working inline",
+             ratio("herd_http_primes_rps", "inline_http_primes_rps"), "(both compute in C++)"))
 rows.append(("3-stage pipeline of ints, items/s: herd / Python Process+Queue",
              ratio("herd_pipeline_3stage_items", "python_pipeline_3stage_items"), ">= 10"))
 rows.append(("word count of 200 MB, MB/s: herd / Python Pool+Counter",
@@ -140,6 +146,9 @@ for name, metric, target in [
     ("next task returns after: herd", "herd_pool_kill_next_ms", "<= 20 ms"),
     ("next task returns after: Pebble", "python_pebble_kill_next_ms", ""),
     ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
+    ("/health p99 while /primes saturates the cores: herd", "herd_http_health_p99", "<= 5 ms"),
+    ("/health p99 while /primes saturates the cores: inline server", "inline_http_health_p99", "(the loop blocks)"),
+    ("/health p99 while /primes saturates the cores: Python aiohttp", "python_http_health_p99", ""),
     ("1 ms ticker late, 20 children started, fork, 1 GiB", "herd_burst20_ticker_late_fork_1024mib", "(fork stalls)"),
     ("1 ms ticker late, 20 children started, spawn, 1 GiB", "herd_burst20_ticker_late_spawn_1024mib", "<= 5 ms"),
     ("1 ms ticker late, 20 children started, forkserver, 1 GiB", "herd_burst20_ticker_late_forkserver_1024mib", "<= 5 ms"),

@@ -196,7 +196,7 @@ TEST_SUITE("http offload") {
     }, 120s);
   }
 
-  TEST_CASE("SIGTERM lets requests in flight finish and exits 0; a second SIGTERM forces 143") {
+  TEST_CASE("SIGTERM lets requests in flight finish and exits 0, and a second SIGTERM forces 143") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       {
