@@ -51,7 +51,7 @@ process_core::process_core(const asio::any_io_executor& ex, std::string child_na
 
 void process_core::attach(int child_pid, unique_fd& child_pidfd) {
   pidfd.assign(child_pidfd.get());  // may throw: then the caller still owns the pidfd
-  child_pidfd.release();
+  watched_fd_ = child_pidfd.release();
   pid = child_pid;
 }
 
@@ -69,6 +69,7 @@ void process_core::close_pidfd() noexcept {
   error_code ignored;
   if (pidfd.is_open()) include_in_forks(pidfd.native_handle());
   pidfd.close(ignored);
+  watched_fd_ = -1;
 }
 
 std::string process_core::describe() const { return "'" + name + "' (pid " + std::to_string(pid) + ")"; }
@@ -110,8 +111,10 @@ bool process_core::join_blocking(std::optional<std::chrono::milliseconds> timeou
 }
 
 void process_core::finish_at_exit(bool stop) noexcept {
-  if (status || released_ || !pidfd.is_open()) return;
-  const int fd = pidfd.native_handle();
+  // The io_context may be gone by now (a server's main returns after its loop was stopped):
+  // nothing of Asio's is touched here, only the pidfd's number.
+  if (status || released_ || watched_fd_ < 0) return;
+  const int fd = watched_fd_;
   status = stop ? stop_and_reap(pid, fd, policy, exit_reason::parent_stopping)
                 : *reap(pid, fd, true, keep_descendants, exit_reason::normal);
 }
@@ -121,6 +124,7 @@ int process_core::release_pidfd() noexcept {
   released_ = true;
   retry_timer_.cancel();
   grace_timer_.cancel();
+  watched_fd_ = -1;
   return pidfd.release();
 }
 

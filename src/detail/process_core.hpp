@@ -85,6 +85,7 @@ struct process_core : std::enable_shared_from_this<process_core> {
  private:
   void watch();
   void close_pidfd() noexcept;
+  int watched_fd_ = -1;  // pidfd's number, for the exit handler, which must not touch Asio
   void complete_waiters();
   void reaped(exit_status final_status);
 
