@@ -4,6 +4,7 @@ trial division. usage: http_server.py PORT (prints "listening on 127.0.0.1:PORT"
 import asyncio
 import concurrent.futures
 import os
+import signal
 import sys
 
 from aiohttp import web
@@ -45,7 +46,13 @@ async def main(port):
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # port 0: the one the system chose
     print(f"listening on 127.0.0.1:{port}", flush=True)
-    await asyncio.Event().wait()
+    # SIGTERM ends the server and its pool's workers (by default Python would die at once and
+    # leave the workers running, holding the benchmark's pipe).
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    app["pool"].shutdown(cancel_futures=True)
 
 
 if __name__ == "__main__":
