@@ -68,6 +68,8 @@ def word_count(mib):
 
 
 f.update(run([sys.executable, os.path.join(root, "bench", "http.py"), build]))
+f.update(run([os.path.join(bench, "bench_supervisor")]))
+f.update(run([sys.executable, os.path.join(python_dir, "restart_always.py")]))
 
 for mib in (20, 200):
     figures, folder = word_count(mib)
@@ -115,6 +117,10 @@ rows.append(("HTTP /primes req/s: herd / Python aiohttp+ProcessPoolExecutor",
              ratio("herd_http_primes_rps", "python_http_primes_rps"), ">= 5"))
 rows.append(("HTTP /primes req/s: herd / the same server working inline",
              ratio("herd_http_primes_rps", "inline_http_primes_rps"), "(both compute in C++)"))
+rows.append(("restart after SIGKILL, program, p50: Python watcher / herd supervisor",
+             ratio("python_restart_program_p50", "herd_restart_program_p50"), "> 1"))
+rows.append(("restart after SIGKILL, function, p50: Python watcher / herd supervisor",
+             ratio("python_restart_function_p50", "herd_restart_function_p50"), "> 1"))
 rows.append(("3-stage pipeline of ints, items/s: herd / Python Process+Queue",
              ratio("herd_pipeline_3stage_items", "python_pipeline_3stage_items"), ">= 10"))
 rows.append(("word count of 200 MB, MB/s: herd / Python Pool+Counter",
@@ -146,6 +152,14 @@ for name, metric, target in [
     ("next task returns after: herd", "herd_pool_kill_next_ms", "<= 20 ms"),
     ("next task returns after: Pebble", "python_pebble_kill_next_ms", ""),
     ("next task returns after: multiprocessing.Pool", "python_pool_kill_next_ms", "(killed task never fails)"),
+    ("restart after SIGKILL, program, p50: herd supervisor", "herd_restart_program_p50", ""),
+    ("restart after SIGKILL, program, p50: Python Popen watcher", "python_restart_program_p50", ""),
+    ("restart after SIGKILL, program, p99: herd supervisor", "herd_restart_program_p99", ""),
+    ("restart after SIGKILL, program, p99: Python Popen watcher", "python_restart_program_p99", ""),
+    ("restart after SIGKILL, function, p50: herd supervisor", "herd_restart_function_p50", ""),
+    ("restart after SIGKILL, function, p50: Python Process watcher", "python_restart_function_p50", ""),
+    ("restart after SIGKILL, function, p99: herd supervisor", "herd_restart_function_p99", ""),
+    ("restart after SIGKILL, function, p99: Python Process watcher", "python_restart_function_p99", ""),
     ("/health p99 while /primes saturates the cores: herd", "herd_http_health_p99", "<= 5 ms"),
     ("/health p99 while /primes saturates the cores: inline server", "inline_http_health_p99", "(the loop blocks)"),
     ("/health p99 while /primes saturates the cores: Python aiohttp", "python_http_health_p99", ""),

@@ -34,6 +34,7 @@ class herd_category final : public boost::system::error_category {
       case errc::initializer_failed: return "the pool's initializer failed";
       case errc::build_mismatch: return "the code belongs to another build of the program";
       case errc::stage_failed: return "a pipeline stage failed";
+      case errc::restart_intensity: return "a supervised child ended too often";
     }
     return "unknown herd error " + std::to_string(value);
   }

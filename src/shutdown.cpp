@@ -2,6 +2,7 @@
 // coroutine, a deadline; the decisions are shutdown_steps' (src/detail/shutdown_steps.*).
 #include <herd/pool.hpp>
 #include <herd/shutdown.hpp>
+#include <herd/supervisor.hpp>
 
 #include "detail/shutdown_steps.hpp"
 
@@ -121,6 +122,11 @@ void shutdown::add(pool& p) {
         co_await p.async_join();
       },
       [&p] { p.terminate(); });
+}
+
+void shutdown::add(supervisor& s) {
+  on_stop(
+      s.name(), [&s]() -> asio::awaitable<void> { co_await s.async_stop(); }, [&s] { s.kill(); });
 }
 
 void shutdown::request_stop() {

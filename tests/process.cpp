@@ -119,6 +119,18 @@ TEST_SUITE("process") {
     });
   }
 
+  TEST_CASE("process: a discarded co_await of async_join and async_stop leaves the handle whole") {
+    leak_check guard;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      auto joined = herd::start(ex, square, 3);
+      co_await joined.async_join();
+      CHECK(joined.exit_code() == 0);
+      auto stopped = herd::start(ex, [] { ::pause(); });
+      co_await stopped.async_stop();
+      CHECK(stopped.exit_code() == -SIGTERM);
+    });
+  }
+
   TEST_CASE("process: results of every codec kind come back: int, string, vector, struct, map") {
     leak_check guard;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {

@@ -39,6 +39,7 @@ enum class errc : int {
   initializer_failed,      ///< a pool's initializer failed in a worker: no task of that pool runs
   build_mismatch,          ///< code sent to another process names a build of the program that process does not run
   stage_failed,            ///< a pipeline stage failed on an item (pipeline_error::original() says how)
+  restart_intensity,       ///< a supervisor's child ended more often than its restart intensity allows
 };
 
 /// The "herd" error category.

@@ -23,5 +23,6 @@
 #include <herd/start_method.hpp>
 #include <herd/stdio.hpp>
 #include <herd/stop_policy.hpp>
+#include <herd/supervisor.hpp>
 #include <herd/sync.hpp>
 #include <herd/with_timeout.hpp>

@@ -13,6 +13,7 @@
 #include <herd/codec.hpp>
 #include <herd/config.hpp>
 #include <herd/detail/chrono.hpp>
+#include <herd/detail/initiate_as_tuple.hpp>
 #include <herd/detail/travelling_call.hpp>
 #include <herd/error.hpp>
 #include <herd/exit_status.hpp>
@@ -282,16 +283,6 @@ void pool_async_join(const std::shared_ptr<pool_core>& core, const asio::any_io_
 void pool_join(pool_core& core);
 pool_stats pool_get_stats(const pool_core& core);
 
-
-/// async_initiate with the token of the awaitable forms, as_tuple(deferred): the failure comes
-/// first as an exception_ptr, which Asio 1.26 cannot co_await through deferred alone (see
-/// process::async_result). async_initiate takes its token by lvalue reference, hence the local.
-template <typename Signature, typename Initiation, typename... Values>
-auto initiate_as_tuple(Initiation&& initiation, Values&&... values) {
-  auto token = asio::as_tuple(asio::deferred);
-  return asio::async_initiate<decltype(token), Signature>(std::forward<Initiation>(initiation), token,
-                                                          std::forward<Values>(values)...);
-}
 
 }  // namespace detail
 

@@ -32,6 +32,7 @@ class io_context;
 namespace herd {
 
 class pool;
+class supervisor;
 
 struct shutdown_options {
   /// The signals that begin the stop (add SIGHUP if the application wants it).
@@ -66,6 +67,9 @@ class shutdown {
   /// A pool: closed, its queued tasks finish, its workers leave (joined); terminated (stop
   /// policy) when forced. The pool must outlive the stop.
   void add(pool& p);
+  /// A supervisor: its children stopped by their stop policies, the last started first;
+  /// SIGKILLed when forced. The supervisor must outlive the stop.
+  void add(supervisor& s);
 
   /// Begins the orderly stop now, as a first signal would (a second call forces it).
   void request_stop();
