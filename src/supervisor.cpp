@@ -4,6 +4,7 @@
 #include <herd/child.hpp>
 #include <herd/supervisor.hpp>
 
+#include "detail/fork_child.hpp"
 #include "detail/liveness.hpp"
 #include "detail/post_completion.hpp"
 #include "detail/supervisor_steps.hpp"
@@ -35,13 +36,12 @@ std::chrono::milliseconds as_ms(supervisor_steps::time t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t);
 }
 
+// What() of a stored exception (herd's note for one that is not a std::exception).
 std::string describe_exception(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
   } catch (...) {
-    return "an unknown exception";
+    return describe_current_exception().message;
   }
 }
 

@@ -132,6 +132,23 @@ asio::awaitable<void> health_under_load(asio::any_io_executor ex, std::vector<st
   CHECK(status.code() == 0);
 }
 
+// Four slow requests in flight, then SIGTERM: all four answered, exit 0, the workers gone.
+asio::awaitable<void> drain_on_sigterm(asio::any_io_executor ex, std::vector<std::string> args) {
+  auto s = co_await start_server(ex, std::move(args));
+  const answer stats = co_await ask(s->port, "/stats");
+  const std::vector<int> workers = worker_pids(stats.body);
+  auto primes = std::make_shared<tally>();
+  for (int i = 0; i < 4; ++i) send(ex, primes, s->port, "/primes?below=150000", "13848\n");
+  asio::steady_timer settle(ex, 50ms);  // the four are in the pool
+  co_await settle.async_wait(asio::deferred);
+  s->process.signal(SIGTERM);
+  const herd::exit_status status = co_await s->process.async_wait();
+  CHECK(status.code() == 0);
+  co_await until_done(ex, *primes, 4);
+  CHECK(primes->ok == 4);  // answered before the service ended
+  for (int pid : workers) CHECK(herd_test::wait_until_gone(pid));
+}
+
 }  // namespace
 
 TEST_SUITE("http offload") {
@@ -196,25 +213,19 @@ TEST_SUITE("http offload") {
     }, 120s);
   }
 
+  TEST_CASE("SIGTERM drains the requests in flight with io.run() on four threads too") {
+    herd_test::leak_check leaks;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const std::vector<std::string> args{"--workers", "2", "--threads", "4"};
+      co_await drain_on_sigterm(ex, args);
+    }, 120s);
+  }
+
   TEST_CASE("SIGTERM lets requests in flight finish and exits 0, and a second SIGTERM forces 143") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-      {
-        const std::vector<std::string> args{"--workers", "2"};
-        auto s = co_await start_server(ex, args);
-        const answer stats = co_await ask(s->port, "/stats");
-        const std::vector<int> workers = worker_pids(stats.body);
-        auto primes = std::make_shared<tally>();
-        for (int i = 0; i < 4; ++i) send(ex, primes, s->port, "/primes?below=150000", "13848\n");
-        asio::steady_timer settle(ex, 50ms);  // the four are in the pool
-        co_await settle.async_wait(asio::deferred);
-        s->process.signal(SIGTERM);
-        const herd::exit_status status = co_await s->process.async_wait();
-        CHECK(status.code() == 0);
-        co_await until_done(ex, *primes, 4);
-        CHECK(primes->ok == 4);  // answered before the service ended
-        for (int pid : workers) CHECK(herd_test::wait_until_gone(pid));
-      }
+      const std::vector<std::string> drained{"--workers", "2"};
+      co_await drain_on_sigterm(ex, drained);
       {
         const std::vector<std::string> args{"--workers", "1"};
         auto s = co_await start_server(ex, args);
