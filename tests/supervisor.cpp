@@ -214,7 +214,7 @@ asio::awaitable<std::vector<int>> kill_and_wait(asio::any_io_executor ex, herd::
 }  // namespace
 
 TEST_SUITE("supervisor") {
-  TEST_CASE("supervisor: one_for_one restarts only the child that was killed, with a new pid; stop is in reverse order") {
+  TEST_CASE("supervisor: one_for_one restarts only the child that was killed, with a new pid, stop is in reverse order") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
@@ -384,7 +384,7 @@ TEST_SUITE("supervisor") {
     });
   }
 
-  TEST_CASE("supervisor: a child that stops its heartbeats is stopped and restarted; one that beats is left alone") {
+  TEST_CASE("supervisor: a child that stops its heartbeats is stopped and restarted, one that beats is left alone") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
@@ -405,7 +405,7 @@ TEST_SUITE("supervisor") {
     });
   }
 
-  TEST_CASE("supervisor: a child that must say it is ready holds the next; one never ready is restarted") {
+  TEST_CASE("supervisor: a child that must say it is ready holds the next, one never ready is restarted") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
@@ -576,7 +576,7 @@ TEST_SUITE("supervisor") {
     });
   }
 
-  TEST_CASE("supervisor: cancelling async_run stops the children; destroying a running supervisor stops them too") {
+  TEST_CASE("supervisor: cancelling async_run stops the children, destroying a running supervisor stops them too") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
@@ -655,7 +655,7 @@ TEST_SUITE("supervisor") {
     for (int pid : pids_of(sup)) CHECK(pid == 0);
   }
 
-  TEST_CASE("supervisor: moved from, it reports not_running; its destruction and a second run are harmless") {
+  TEST_CASE("supervisor: moved from, it reports not_running, its destruction and a second run are harmless") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       herd::supervisor first(ex, specs(sleeper("a")));
@@ -715,7 +715,7 @@ TEST_SUITE("supervisor") {
     CHECK(refused({sleeper("x")}, bad_backoff).find("backoff from 100 ms to 1 ms") != std::string::npos);
   }
 
-  TEST_CASE("supervisor: heartbeat() outside supervision says false; a spawned child finds its slot") {
+  TEST_CASE("supervisor: heartbeat() outside supervision says false, a spawned child finds its slot") {
     herd_test::leak_check leaks;
     CHECK_FALSE(herd::this_process::heartbeat());
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {

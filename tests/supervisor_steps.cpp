@@ -210,7 +210,7 @@ TEST_SUITE("supervisor steps") {
     CHECK(d.exited(0) == "gave_up 0");
   }
 
-  TEST_CASE("backoff: none the first time, then doubling to the cap; a long run starts it over") {
+  TEST_CASE("backoff: none the first time, then doubling to the cap, a long run starts it over") {
     driver d(settings(supervision_strategy::one_for_one, {restart_policy::permanent}, 100));
     d.start_all();
     const std::vector<std::string> expected{"start 0", "timer 0 100ms", "timer 0 200ms", "timer 0 400ms",
@@ -268,7 +268,7 @@ TEST_SUITE("supervisor steps") {
     CHECK(d.ready(0) == "start 1");
   }
 
-  TEST_CASE("stop: the children stop one at a time, the last started first; waiting restarts are dropped") {
+  TEST_CASE("stop: the children stop one at a time, the last started first, waiting restarts are dropped") {
     driver d(settings(supervision_strategy::one_for_one, three));
     d.start_all();
     CHECK(d.exited(1) == "start 1");
@@ -298,7 +298,7 @@ TEST_SUITE("supervisor steps") {
     CHECK(d.begin() == "");
   }
 
-  TEST_CASE("a child that cannot start the first time gives up at once; later it counts as an end") {
+  TEST_CASE("a child that cannot start the first time gives up at once, later it counts as an end") {
     driver d(settings(supervision_strategy::one_for_one, three));
     CHECK(d.begin() == "start 0");
     CHECK(d.launched(0) == "start 1");
