@@ -222,7 +222,7 @@ class supervisor {
   /// Stops every child by its stop policy, the last started first, and completes when all have
   /// ended (at once if it is not running). `errc::not_running` for a moved-from supervisor.
   /// @par Completion signature `void(error_code)`.
-  /// @par Cancellation terminal, partial, total: stops waiting; the stop goes on.
+  /// @par Cancellation none: it completes when the stop is over (use request_stop() not to wait).
   template <asio::completion_token_for<void(error_code)> Token = default_token>
   auto async_stop(Token&& token = {}) {
     // The initiation holds no reference count: g++ 12 destroys the temporary of a discarded
