@@ -25,7 +25,6 @@
 #include <thread>
 #include <vector>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -521,32 +520,39 @@ TEST_SUITE("supervisor") {
     });
   }
 
-  TEST_CASE("supervisor: a restart that fails for want of descriptors is retried after its backoff") {
+  TEST_CASE("supervisor: a restart that fails (its program gone) is retried after its backoff until it starts") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      // A deployment that replaces the binary while the service runs: for a moment it is not there.
+      const auto folder = std::filesystem::temp_directory_path() / ("herd-supervisor-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(folder);
+      const auto program = folder / "service";
+      std::filesystem::copy_file("/bin/sleep", program, std::filesystem::copy_options::overwrite_existing);
       event_log log;
-      auto options = quick("fds", log);
+      auto options = quick("deploy", log);
       options.backoff = {200ms, 200ms, 0.0, 5s};
-      herd::supervisor sup(ex, specs(sleeper("victim")), options);
+      auto victim = child_spec::program("victim", herd::command(program.string(), std::vector<std::string>{"1000"}));
+      herd::supervisor sup(ex, specs(std::move(victim)), options);
       auto run = start(ex, sup);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
-      rlimit saved{};
-      ::getrlimit(RLIMIT_NOFILE, &saved);
-      rlimit tight = saved;
-      tight.rlim_cur = 3;  // no new descriptor (those the victim frees when reaped included)
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+      std::filesystem::rename(program, folder / "service.old");
       ::kill(info(sup.which_children(), "victim").pid, SIGKILL);
       const bool refused = co_await until(ex, [&] {
         for (const auto& e : log.entries)
           if (e.event.what == kind::exited && e.event.reason.find("could not start") == 0) return true;
         return false;
       });
-      REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
       CHECK(refused);
+      CHECK(info(sup.which_children(), "victim").state == child_state::waiting);
+      std::filesystem::rename(folder / "service.old", program);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
-      CHECK(info(sup.which_children(), "victim").restarts == 2);
+      CHECK(info(sup.which_children(), "victim").restarts >= 2);
+      bool named = false;
+      for (const auto& e : log.entries) named = named || e.event.reason.find(program.string()) != std::string::npos;
+      CHECK(named);  // the reason names the program that was missing
       co_await sup.async_stop();
       CHECK(co_await until(ex, [&] { return *run.over; }));
+      std::filesystem::remove_all(folder);
     });
   }
 
