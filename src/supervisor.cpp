@@ -312,7 +312,7 @@ struct supervisor_core : std::enable_shared_from_this<supervisor_core> {
     const child_spec& spec = children[i];
     std::string message = "herd: supervisor '" + options.name + "': ";
     error_code code = make_error_code(errc::restart_intensity);
-    if (r.start_error) {
+    if (r.start_error && !r.last_exit) {  // it never ran: the first start failed
       code = code_of(r.start_error);
       message += "child '" + spec.id() + "' could not be started: " + r.last_reason;
     } else {

@@ -108,6 +108,15 @@ std::vector<int> worker_pids(const std::string& stats) {
   return pids;
 }
 
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer slows every memory access several times and CTest runs two tests at once on
+// two cores: a scheduling delay, not a blocked loop, can pass 50 ms there (73 ms seen once). A
+// loop blocked by the 32 requests would hold /health for seconds.
+constexpr double health_bound_ms = 200;
+#else
+constexpr double health_bound_ms = 50;
+#endif
+
 // 32 slow /primes at once while /health is asked every 5 ms: every /health answer comes fast.
 asio::awaitable<void> health_under_load(asio::any_io_executor ex, std::vector<std::string> args) {
   auto s = co_await start_server(ex, std::move(args));
@@ -126,7 +135,7 @@ asio::awaitable<void> health_under_load(asio::any_io_executor ex, std::vector<st
   }
   CHECK(primes->ok == 32);
   CHECK(health > 3);
-  CHECK_MESSAGE(worst < 50, "the slowest /health took ", worst, " ms");
+  CHECK_MESSAGE(worst < health_bound_ms, "the slowest /health took ", worst, " ms");
   s->process.signal(SIGTERM);
   const herd::exit_status status = co_await s->process.async_wait();
   CHECK(status.code() == 0);

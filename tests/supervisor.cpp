@@ -556,6 +556,39 @@ TEST_SUITE("supervisor") {
     });
   }
 
+  TEST_CASE("supervisor: restarts that keep failing to start exhaust the intensity, with the start's error as the reason") {
+    herd_test::leak_check leaks;
+    herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+      const auto folder = std::filesystem::temp_directory_path() / ("herd-supervisor-gone-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(folder);
+      const auto program = folder / "service";
+      std::filesystem::copy_file("/bin/sleep", program, std::filesystem::copy_options::overwrite_existing);
+      event_log log;
+      auto options = quick("gone", log);
+      options.intensity = {2, 10s};
+      auto victim = child_spec::program("victim", herd::command(program.string(), std::vector<std::string>{"1000"}));
+      herd::supervisor sup(ex, specs(std::move(victim)), options);
+      auto run = start(ex, sup);
+      REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
+      std::filesystem::remove(program);
+      ::kill(info(sup.which_children(), "victim").pid, SIGKILL);
+      REQUIRE(co_await until(ex, [&] { return *run.over; }));
+      REQUIRE(*run.error);
+      try {
+        std::rethrow_exception(*run.error);
+      } catch (const herd::supervisor_error& e) {
+        CHECK(e.code() == herd::errc::restart_intensity);
+        CHECK(e.child() == "victim");
+        REQUIRE(e.last_exit());
+        CHECK(e.last_exit()->signal() == SIGKILL);  // its last run
+        const std::string what = e.what();
+        CHECK(what.find("ended more than 2 times") != std::string::npos);
+        CHECK(what.find(program.string()) != std::string::npos);  // why the restarts failed
+      }
+      std::filesystem::remove_all(folder);
+    });
+  }
+
   TEST_CASE("supervisor: which_children tells state, pid, restarts and last exit") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
