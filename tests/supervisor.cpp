@@ -61,12 +61,18 @@ namespace {
   herd::this_process::notify_ready();
   sleep_forever();
 }
+// Says it is ready once SIGTERM is ignored: without await_ready() a stop could come first.
 [[noreturn]] void ignore_sigterm_forever() {
   std::signal(SIGTERM, SIG_IGN);
+  herd::this_process::notify_ready();
   sleep_forever();
 }
 // What heartbeat() says outside supervision.
 bool heartbeat_unsupervised() { return herd::this_process::heartbeat(); }
+[[noreturn]] void ready_then_beat() {
+  herd::this_process::notify_ready();
+  beat_forever();
+}
 
 // ----- watching a supervisor -----
 
@@ -290,7 +296,8 @@ TEST_SUITE("supervisor") {
       event_log log;
       auto options = quick("policies", log);
       options.intensity = {3, 10s};
-      options.backoff = {300ms, 300ms, 0.0, 5s};  // each restarted child gets a turn
+      // Each restarted child gets a turn, and the temporary one its end, before the fourth restart.
+      options.backoff = {1s, 1s, 0.0, 5s};
       herd::supervisor sup(ex,
                            specs(
                                child_spec::function("clean-permanent", exit_with, 0),
@@ -388,7 +395,7 @@ TEST_SUITE("supervisor") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
       herd::supervisor sup(ex,
-                           specs(child_spec::function("beating", beat_forever).heartbeat(300ms),
+                           specs(child_spec::function("beating", beat_forever).heartbeat(1s),
                             child_spec::function("hanging", beat_then_hang, 5).heartbeat(300ms)),
                            quick("beats", log));
       auto run = start(ex, sup);
@@ -484,11 +491,10 @@ TEST_SUITE("supervisor") {
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       event_log log;
       herd::supervisor sup(
-          ex, specs(child_spec::function("stubborn", ignore_sigterm_forever).stop({false, SIGTERM, 200ms})),
+          ex, specs(child_spec::function("stubborn", ignore_sigterm_forever).stop({false, SIGTERM, 200ms}).await_ready()),
           quick("grace", log));
       auto run = start(ex, sup);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
-      co_await sleep_for(ex, 100ms);  // its handler is set
       const auto began = std::chrono::steady_clock::now();
       co_await sup.async_stop();
       CHECK(std::chrono::steady_clock::now() - began >= 200ms);
@@ -763,11 +769,13 @@ TEST_SUITE("supervisor") {
       event_log log;
       herd::process_options spawned;
       spawned.start_method = herd::start_method::spawn;
-      herd::supervisor sup(ex, specs(child_spec::function("spawned", spawned, beat_forever).heartbeat(300ms)),
-                           quick("spawned", log));
+      // Ready (so running) only through its slot: an exec'd child found the supervisor's page.
+      herd::supervisor sup(
+          ex, specs(child_spec::function("spawned", spawned, ready_then_beat).await_ready(20s).heartbeat(1s)),
+          quick("spawned", log));
       auto run = start(ex, sup);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
-      co_await sleep_for(ex, 900ms);
+      co_await sleep_for(ex, 1500ms);  // past its heartbeat timeout: it beats
       CHECK(log.count(kind::heartbeat_missed, "spawned") == 0);
       CHECK(info(sup.which_children(), "spawned").restarts == 0);
       co_await sup.async_stop();

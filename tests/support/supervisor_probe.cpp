@@ -23,8 +23,10 @@ namespace {
 [[noreturn]] void sleep_forever() {
   for (;;) ::pause();
 }
+// Ready once SIGTERM is ignored: the tree is printed only then.
 [[noreturn]] void ignore_sigterm_forever() {
   std::signal(SIGTERM, SIG_IGN);
+  herd::this_process::notify_ready();
   for (;;) ::pause();
 }
 void say(const std::string& line) {
@@ -45,7 +47,8 @@ int main(int argc, char** argv) {
   };
   if (mode == "stubborn")
     children.push_back(herd::child_spec::function("stubborn", ignore_sigterm_forever)
-                           .stop({false, SIGTERM, std::chrono::seconds(30)}));
+                           .stop({false, SIGTERM, std::chrono::seconds(30)})
+                           .await_ready());
   const std::size_t count = children.size();
   std::size_t started = 0;
   herd::supervisor* watched = nullptr;
