@@ -204,6 +204,25 @@ child_spec sh_with_grandchild(std::string id) {
   return child_spec::program(std::move(id), herd::command("sh", {"-c", "sleep 1000 & wait"})).stop({false, SIGTERM, 2s});
 }
 
+// A copy of sleep in a folder of its own, run as a program child: the tests take it away and
+// put it back, as a deployment replacing a binary would. The folder goes with the object.
+struct deployed_service {
+  explicit deployed_service(const std::string& name)
+      : folder(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))),
+        program(folder / "service") {
+    std::filesystem::create_directories(folder);
+    std::filesystem::copy_file("/bin/sleep", program, std::filesystem::copy_options::overwrite_existing);
+  }
+  ~deployed_service() {
+    std::error_code ignored;
+    std::filesystem::remove_all(folder, ignored);
+  }
+  child_spec spec(std::string id) const {
+    return child_spec::program(std::move(id), herd::command(program.string(), std::vector<std::string>{"1000"}));
+  }
+  std::filesystem::path folder, program;
+};
+
 // Kills `victim` and waits until every child runs again; returns the pids after.
 asio::awaitable<std::vector<int>> kill_and_wait(asio::any_io_executor ex, herd::supervisor& s, const std::string& victim,
                                                 std::size_t restarts_before) {
@@ -526,14 +545,13 @@ TEST_SUITE("supervisor") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
       // A deployment that replaces the binary while the service runs: for a moment it is not there.
-      const auto folder = std::filesystem::temp_directory_path() / ("herd-supervisor-" + std::to_string(::getpid()));
-      std::filesystem::create_directories(folder);
-      const auto program = folder / "service";
-      std::filesystem::copy_file("/bin/sleep", program, std::filesystem::copy_options::overwrite_existing);
+      const deployed_service service("herd-supervisor");
+      const auto& folder = service.folder;
+      const auto& program = service.program;
       event_log log;
       auto options = quick("deploy", log);
       options.backoff = {200ms, 200ms, 0.0, 5s};
-      auto victim = child_spec::program("victim", herd::command(program.string(), std::vector<std::string>{"1000"}));
+      auto victim = service.spec("victim");
       herd::supervisor sup(ex, specs(std::move(victim)), options);
       auto run = start(ex, sup);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
@@ -554,21 +572,18 @@ TEST_SUITE("supervisor") {
       CHECK(named);  // the reason names the program that was missing
       co_await sup.async_stop();
       CHECK(co_await until(ex, [&] { return *run.over; }));
-      std::filesystem::remove_all(folder);
     });
   }
 
   TEST_CASE("supervisor: restarts that keep failing to start exhaust the intensity, with the start's error as the reason") {
     herd_test::leak_check leaks;
     herd_test::run([](asio::any_io_executor ex) -> asio::awaitable<void> {
-      const auto folder = std::filesystem::temp_directory_path() / ("herd-supervisor-gone-" + std::to_string(::getpid()));
-      std::filesystem::create_directories(folder);
-      const auto program = folder / "service";
-      std::filesystem::copy_file("/bin/sleep", program, std::filesystem::copy_options::overwrite_existing);
+      const deployed_service service("herd-supervisor-gone");
+      const auto& program = service.program;
       event_log log;
       auto options = quick("gone", log);
       options.intensity = {2, 10s};
-      auto victim = child_spec::program("victim", herd::command(program.string(), std::vector<std::string>{"1000"}));
+      auto victim = service.spec("victim");
       herd::supervisor sup(ex, specs(std::move(victim)), options);
       auto run = start(ex, sup);
       REQUIRE(co_await until(ex, [&] { return all_running(sup); }));
@@ -587,7 +602,6 @@ TEST_SUITE("supervisor") {
         CHECK(what.find("ended more than 2 times") != std::string::npos);
         CHECK(what.find(program.string()) != std::string::npos);  // why the restarts failed
       }
-      std::filesystem::remove_all(folder);
     });
   }
 
